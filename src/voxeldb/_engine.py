@@ -1,0 +1,106 @@
+"""Engine construction shared by ``voxeldb.connect``, ``voxeldb.meta.SessionLocal`` and the CLI.
+
+One place decides the driver (psycopg 3), the pool, SQLite's pragmas and slow-query logging.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from voxeldb._settings import Settings, get_settings
+from voxeldb.errors import ConfigurationError
+
+__all__ = ["install_slow_query_log", "make_engine", "normalize_url"]
+
+slow_log = logging.getLogger("voxeldb.slow_query")
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url``; a driverless ``postgresql://`` (as in the seed's .env) means psycopg 3."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"invalid database URL {str(url)!r}: {exc}") from None
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("postgresql", "sqlite"):
+        raise ConfigurationError(
+            f"unsupported database {parsed.get_backend_name()!r} in {parsed.render_as_string()!r}: "
+            "voxeldb runs on PostgreSQL (postgresql+psycopg://...) or SQLite (sqlite:///file)"
+        )
+    return parsed
+
+
+def make_engine(url: str | URL | None = None, settings: Settings | None = None) -> Engine:
+    """An engine for ``url`` (default: the settings' ``DATABASE_URL``), configured for voxeldb."""
+    settings = settings or get_settings()
+    parsed = normalize_url(url if url is not None else settings.database_url)
+    kwargs: dict[str, Any] = {"echo": settings.echo_sql}
+    if parsed.get_backend_name() == "postgresql":
+        kwargs.update(
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
+            pool_pre_ping=True,
+            pool_recycle=settings.pool_recycle_seconds,
+            connect_args={"connect_timeout": 10},
+        )
+        engine = create_engine(parsed, **kwargs)
+    else:
+        # Writers wait for SQLite's lock instead of failing at once; the store's own
+        # transactions begin with BEGIN IMMEDIATE (see voxeldb.chunks) so waits are short.
+        kwargs["connect_args"] = {"timeout": 30.0}
+        engine = create_engine(parsed, **kwargs)
+        _configure_sqlite(engine)
+    install_slow_query_log(engine, settings.slow_query_ms)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling is turned off so that BEGIN is ours to issue.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        if engine.url.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # A read-modify-write asks for execution_options(sqlite_begin="IMMEDIATE"): the write
+        # lock is then taken at BEGIN, so two writers cannot both read the old row. Plain
+        # reads stay DEFERRED and never wait for writers (WAL).
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {'IMMEDIATE' if mode == 'IMMEDIATE' else 'DEFERRED'}")
+
+
+def install_slow_query_log(engine: Engine, threshold_ms: float) -> None:
+    """Log a warning on ``voxeldb.slow_query`` for every statement slower than ``threshold_ms``."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        conn.info.setdefault("voxeldb_query_start", []).append(time.perf_counter())
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        starts = conn.info.get("voxeldb_query_start")
+        if not starts:
+            return
+        elapsed_ms = (time.perf_counter() - starts.pop()) * 1000.0
+        if elapsed_ms > threshold_ms:
+            slow_log.warning(
+                "Slow query: %.1f ms - %s", elapsed_ms, " ".join(statement.split())[:200]
+            )
