@@ -1,0 +1,115 @@
+"""The declarative base and the column types every model shares."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, MetaData, Uuid, event, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from voxeldb.errors import ValidationError
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "Base",
+    "JSONType",
+    "TimestampMixin",
+    "UUIDType",
+    "coerce_uuid",
+    "utcnow",
+]
+
+# Deterministic constraint names: migrations can then drop and alter them by name on both
+# backends (SQLite's batch mode needs names to find constraints at all).
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
+"""JSON everywhere, JSONB on PostgreSQL (indexable with GIN, compact, deduplicated keys)."""
+
+
+def coerce_uuid(value: Any, field: str = "id") -> uuid.UUID:
+    """``value`` as a UUID; strings (with or without dashes) are parsed, anything else refused."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            raise ValidationError(f"{field}: {value!r} is not a valid UUID", field=field) from None
+    raise ValidationError(
+        f"{field}: expected a UUID or its string form, got {type(value).__name__}", field=field
+    )
+
+
+class UUIDType(TypeDecorator[uuid.UUID]):
+    """``sqlalchemy.Uuid`` that also accepts the string form in binds and comparisons.
+
+    The seed passes ids around as ``str`` (``WorldChunk.world_id == world_id``); plain ``Uuid``
+    only accepts ``uuid.UUID`` on SQLite. The DDL is exactly ``Uuid``'s (native ``uuid`` on
+    PostgreSQL, ``CHAR(32)`` of hex digits on SQLite), as docs/schema.md agrees.
+    """
+
+    impl = Uuid
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> uuid.UUID | None:
+        if value is None:
+            return None
+        return coerce_uuid(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> uuid.UUID | None:
+        return value  # type: ignore[no-any-return]
+
+
+def utcnow() -> datetime:
+    from datetime import UTC
+
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """The one declarative base: every voxeldb table lives in ``Base.metadata``."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        uuid.UUID: UUIDType(),
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSONType,
+        list[Any]: JSONType,
+    }
+
+
+class TimestampMixin:
+    """``created_at`` / ``updated_at``, set by the database (UTC ``now()``)."""
+
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+@event.listens_for(Base, "attribute_instrument", propagate=True)
+def _coerce_uuid_attributes(cls: type, key: str, inst: Any) -> None:
+    """Turn a ``str`` assigned to a UUID column into a ``uuid.UUID`` at once.
+
+    Without this ``Character(user_id="...")`` keeps the ``str`` in the instance until it is
+    refreshed, so ``character.user_id == user.id`` would be False after the commit.
+    """
+    prop = getattr(inst, "property", None)
+    columns = getattr(prop, "columns", None)
+    if not columns or not isinstance(columns[0].type, UUIDType):
+        return
+
+    def _set(_target: Any, value: Any, _old: Any, _initiator: Any) -> Any:
+        return None if value is None else coerce_uuid(value, key)
+
+    event.listen(inst, "set", _set, retval=True)
