@@ -57,7 +57,9 @@ class ChunkLRU:
         with self._lock:
             return self._get_locked(key, version)
 
-    def get_many(self, pairs: Iterable[tuple[Hashable, int]]) -> dict[Hashable, np.ndarray[Any, Any]]:
+    def get_many(
+        self, pairs: Iterable[tuple[Hashable, int]]
+    ) -> dict[Hashable, np.ndarray[Any, Any]]:
         """The hits among ``(key, version)`` pairs, as ``{key: read-only array}``."""
         found: dict[Hashable, np.ndarray[Any, Any]] = {}
         with self._lock:
@@ -156,9 +158,6 @@ class ChunkLRU:
 
 
 def _frozen(array: np.ndarray[Any, Any], take_ownership: bool) -> np.ndarray[Any, Any]:
-    if take_ownership:
-        frozen = array
-    else:
-        frozen = array.copy()
+    frozen = array if take_ownership else array.copy()
     frozen.flags.writeable = False
     return frozen

@@ -1,0 +1,7 @@
+"""The ``voxeldb`` command line (CONTRACT §6); ``python -m voxeldb`` runs the same program."""
+
+from __future__ import annotations
+
+from voxeldb.cli._app import app, main, run
+
+__all__ = ["app", "main", "run"]

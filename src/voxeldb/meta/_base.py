@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, MetaData, Uuid, event, func
+from sqlalchemy import JSON, DateTime, MetaData, Uuid, event, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -27,7 +27,7 @@ __all__ = [
 # Deterministic constraint names: migrations can then drop and alter them by name on both
 # backends (SQLite's batch mode needs names to find constraints at all).
 NAMING_CONVENTION: dict[str, str] = {
-    "ix": "ix_%(column_0_N_label)s",
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
@@ -73,8 +73,6 @@ class UUIDType(TypeDecorator[uuid.UUID]):
 
 
 def utcnow() -> datetime:
-    from datetime import UTC
-
     return datetime.now(UTC)
 
 
@@ -82,7 +80,7 @@ class Base(DeclarativeBase):
     """The one declarative base: every voxeldb table lives in ``Base.metadata``."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
         uuid.UUID: UUIDType(),
         datetime: DateTime(timezone=True),
         dict[str, Any]: JSONType,
@@ -93,8 +91,10 @@ class Base(DeclarativeBase):
 class TimestampMixin:
     """``created_at`` / ``updated_at``, set by the database (UTC ``now()``)."""
 
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    created_at: Mapped[datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))
+    updated_at: Mapped[datetime] = mapped_column(
+        server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now()
+    )
 
 
 @event.listens_for(Base, "attribute_instrument", propagate=True)

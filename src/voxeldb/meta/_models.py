@@ -10,7 +10,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import bcrypt
 import numpy as np
 from sqlalchemy import (
     BigInteger,
@@ -126,9 +125,7 @@ class World(TimestampMixin, Base):
     id: Mapped[uuid.UUID] = _uuid_pk()
     name: Mapped[str] = mapped_column(String(100), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
-    world_settings: Mapped[dict[str, Any]] = mapped_column(
-        default=dict, server_default=_EMPTY_JSON
-    )
+    world_settings: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=_EMPTY_JSON)
     version: Mapped[int] = mapped_column(BigInteger, default=1, server_default=text("1"))
     """Bumped whenever the settings change (cached settings are keyed on it)."""
     evolution_state: Mapped[dict[str, Any]] = mapped_column(
@@ -187,22 +184,27 @@ class WorldChunk(Base):
     # Every ORM UPDATE is "... WHERE version = <read>" and sets version + 1, the same
     # optimistic concurrency the chunk store uses: a concurrent write is a StaleDataError,
     # never a lost update, and version-tagged caches see the change.
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
-    def _bounds(self) -> tuple[int, int]:
-        world = self.world if self._attached_or_loaded("world") else None
-        if world is None:
-            world = _detached_world(self.world_id)
-        return world.height, world.min_y
-
-    def _attached_or_loaded(self, key: str) -> bool:
+    def _world(self) -> World:
+        """The chunk's world, from wherever it can be had (even for a detached chunk)."""
         from sqlalchemy import inspect
 
         state = inspect(self)
-        return state.session is not None or key not in state.unloaded
+        world: World | None = None
+        if state.session is not None or "world" not in state.unloaded:
+            world = self.world
+        if world is None and state.session is not None:
+            # A pending chunk given only world_id: relationships do not load before a flush.
+            world = state.session.get(World, self.world_id)
+        if world is None:
+            world = _detached_world(self.world_id)
+        return world
 
-    def _local_index(self, local_x: int, y: int, local_z: int) -> tuple[int, int, int, int]:
-        height, min_y = self._bounds()
+    def _local_index(
+        self, world: World, local_x: int, y: int, local_z: int
+    ) -> tuple[int, int, int, int]:
+        height, min_y = world.height, world.min_y
         for name, value in (("local_x", local_x), ("local_z", local_z)):
             if isinstance(value, bool) or not isinstance(value, int | np.integer):
                 raise CoordinateError(f"{name} must be an integer, got {value!r}")
@@ -221,16 +223,17 @@ class WorldChunk(Base):
 
         if self.data is None:
             return np.zeros((height, 16, 16), dtype=np.uint16)
-        return decode_chunk(self.data)  # type: ignore[no-any-return]
+        return decode_chunk(self.data)
 
     def get_block_at(self, local_x: int, y: int, local_z: int) -> dict[str, Any]:
         """The state of the block at chunk-local ``(local_x, local_z)`` and world ``y``."""
         from voxeldb.chunks._registry import lookup_states
 
-        height, iy, iz, ix = self._local_index(local_x, y, local_z)
+        world = self._world()
+        height, iy, iz, ix = self._local_index(world, local_x, y, local_z)
         state_id = int(self._blocks(height)[iy, iz, ix])
         with _registry_connection(self) as conn:
-            return lookup_states(conn, self.world_id, [state_id])[state_id]
+            return lookup_states(conn, world.id, [state_id])[state_id]
 
     def set_block_at(self, local_x: int, y: int, local_z: int, state: Any) -> None:
         """Set one block; the row's ``version`` goes up by one when the session flushes.
@@ -242,9 +245,10 @@ class WorldChunk(Base):
         from voxeldb.chunks._registry import intern_states
         from voxeldb.chunks.codec import encode_chunk
 
-        height, iy, iz, ix = self._local_index(local_x, y, local_z)
+        world = self._world()
+        height, iy, iz, ix = self._local_index(world, local_x, y, local_z)
         with _registry_connection(self) as conn:
-            (state_id,) = intern_states(conn, self.world_id, [state])
+            (state_id,) = intern_states(conn, world.id, [state])
         blocks = self._blocks(height)
         if state_id > np.iinfo(blocks.dtype).max:
             blocks = blocks.astype(np.uint32)
@@ -355,9 +359,7 @@ class CharacterRelationship(TimestampMixin, Base):
     __tablename__ = "character_relationships"
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    character_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("characters.id", ondelete="CASCADE")
-    )
+    character_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("characters.id", ondelete="CASCADE"))
     target_character_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("characters.id", ondelete="CASCADE"), index=True
     )
@@ -375,7 +377,12 @@ class CharacterRelationship(TimestampMixin, Base):
     target_character: Mapped[Character] = relationship(foreign_keys=[target_character_id])
 
     __table_args__ = (
-        UniqueConstraint("character_id", "target_character_id", "relationship_type"),
+        UniqueConstraint(
+            "character_id",
+            "target_character_id",
+            "relationship_type",
+            name="uq_character_relationships_pair_type",
+        ),
         CheckConstraint("character_id <> target_character_id", name="not_self"),
     )
 
@@ -391,9 +398,7 @@ class Story(TimestampMixin, Base):
     story_type: Mapped[str] = mapped_column(String(50))
     description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
-    branching_data: Mapped[dict[str, Any]] = mapped_column(
-        default=dict, server_default=_EMPTY_JSON
-    )
+    branching_data: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=_EMPTY_JSON)
     narrative_threads: Mapped[dict[str, Any]] = mapped_column(
         default=dict, server_default=_EMPTY_JSON
     )
@@ -468,13 +473,9 @@ class AIAgentActivity(Base):
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_agents.id", ondelete="CASCADE"))
-    world_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("worlds.id", ondelete="CASCADE")
-    )
+    world_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("worlds.id", ondelete="CASCADE"))
     activity_type: Mapped[str] = mapped_column(String(50))
-    activity_data: Mapped[dict[str, Any]] = mapped_column(
-        default=dict, server_default=_EMPTY_JSON
-    )
+    activity_data: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=_EMPTY_JSON)
     results: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=_EMPTY_JSON)
     status: Mapped[str] = mapped_column(String(20), default="completed", server_default="completed")
     created_at: Mapped[datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))

@@ -1,0 +1,196 @@
+"""``voxeldb.connect``: one engine, one in-process chunk cache, optionally Redis (CONTRACT §3)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from voxeldb._engine import make_engine
+from voxeldb._settings import Settings, get_settings
+from voxeldb.chunks._lru import ChunkLRU
+from voxeldb.chunks._redis import RedisChunkCache
+from voxeldb.chunks._store import DEFAULT_HEIGHT, DEFAULT_MIN_Y, ChunkStore
+from voxeldb.errors import ConfigurationError, NotFoundError, ValidationError
+
+__all__ = ["MEMORY_ONLY", "Database", "connect"]
+
+MEMORY_ONLY = "memory"
+"""``cache=`` value that keeps chunks in the in-process cache only, even if REDIS_URL is set."""
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def connect(url: str | URL | None = None, *, cache: str | None = None) -> Database:
+    """A :class:`Database` for ``url``.
+
+    ``url`` defaults to ``DATABASE_URL`` (environment, then ``.env`` in the working
+    directory), else ``sqlite:///voxeldb.sqlite3``. ``cache`` is a Redis URL, by default
+    ``REDIS_URL`` (none if unset); ``cache="memory"`` uses no Redis even when ``REDIS_URL``
+    is set. The in-process LRU (``VOXELDB_CACHE_BYTES``) is always there.
+    """
+    return Database(url, cache=cache)
+
+
+class Database:
+    """A connection to one voxeldb database: sessions for metadata, chunk stores per world.
+
+    Thread-safe; share one per process. Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        url: str | URL | None = None,
+        *,
+        cache: str | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else get_settings()
+        redis_url = _redis_url(cache, self.settings)
+        self.engine: Engine = make_engine(url, self.settings)
+        self.lru = ChunkLRU(self.settings.cache_bytes)
+        self.redis: RedisChunkCache | None = None
+        if redis_url is not None:
+            self.redis = RedisChunkCache(
+                redis_url,
+                prefix=f"{self.settings.redis_key_prefix}:{_database_tag(self.engine.url)}",
+                mode=self.settings.redis_mode,
+                ttl_seconds=self.settings.redis_ttl_seconds,
+                timeout_seconds=self.settings.redis_timeout_seconds,
+                retry_seconds=self.settings.redis_retry_seconds,
+            )
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        cache = "redis" if self.redis is not None else "memory"
+        return f"<Database {self.engine.url.render_as_string(hide_password=True)} cache={cache}>"
+
+    @property
+    def backend(self) -> str:
+        """``"postgresql"`` or ``"sqlite"``."""
+        return self.engine.dialect.name
+
+    def create_schema(self) -> None:
+        """Bring the database to the newest Alembic revision (creates every table)."""
+        from voxeldb._migrations import upgrade
+
+        upgrade(self.engine)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """An ORM session: committed when the block succeeds, rolled back when it raises."""
+        with self._sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def create_world(self, name: str, settings: dict[str, Any] | None = None) -> uuid.UUID:
+        """A new world (validated by ``voxeldb.services.create_world``); its id."""
+        from voxeldb.services import create_world
+
+        with self.session() as session:
+            world = create_world(name, settings, session=session)
+            session.flush()
+            world_id: uuid.UUID = world.id
+        return world_id
+
+    def chunks(self, world_id: uuid.UUID | str) -> ChunkStore:
+        """The chunk store of world ``world_id``; a NotFoundError if there is no such world."""
+        from voxeldb.meta import World
+
+        wid = _world_uuid(world_id)
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(World.world_settings).where(World.id == wid)).first()
+        except DBAPIError as exc:
+            raise NotFoundError(
+                f"cannot read world {wid}: {str(exc.orig).strip()[:200]} "
+                "(has db.create_schema() been run?)"
+            ) from exc
+        if row is None:
+            raise NotFoundError(f"world {wid} does not exist")
+        world_settings = row[0] or {}
+        height = world_settings.get("height", DEFAULT_HEIGHT)
+        min_y = world_settings.get("min_y", DEFAULT_MIN_Y)
+        return ChunkStore.open(
+            self.engine, wid, height=height, min_y=min_y, lru=self.lru, redis=self.redis
+        )
+
+    def close(self) -> None:
+        """Release the connection pool and the Redis connections."""
+        if self._closed:
+            return
+        self._closed = True
+        self.engine.dispose()
+        if self.redis is not None:
+            self.redis.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _redis_url(cache: str | None, settings: Settings) -> str | None:
+    if cache is None:
+        return settings.redis_url or None
+    if not isinstance(cache, str):
+        raise ConfigurationError(
+            f"cache must be a Redis URL or {MEMORY_ONLY!r}, got {type(cache).__name__}"
+        )
+    if cache == MEMORY_ONLY:
+        return None
+    if not cache.startswith(_REDIS_SCHEMES):
+        raise ConfigurationError(
+            f"cache must be a Redis URL (redis://, rediss://, unix://) or {MEMORY_ONLY!r}, "
+            f"got {cache!r}"
+        )
+    return cache
+
+
+def _database_tag(url: URL) -> str:
+    """A short tag of the database's address, part of the Redis key prefix.
+
+    World ids are random, but a world restored from a snapshot into another database keeps
+    its id: the tag keeps two databases sharing one Redis from ever reading each other's
+    entries.
+    """
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        url = url.set(database=os.path.abspath(url.database))
+    where = url.set(password=None, query={}).render_as_string(hide_password=True)
+    return hashlib.sha1(where.encode()).hexdigest()[:10]
+
+
+def _world_uuid(world_id: object) -> uuid.UUID:
+    if isinstance(world_id, uuid.UUID):
+        return world_id
+    if isinstance(world_id, str):
+        try:
+            return uuid.UUID(world_id)
+        except ValueError:
+            raise ValidationError(
+                f"world_id {world_id!r} is not a valid UUID", field="world_id"
+            ) from None
+    raise ValidationError(
+        f"world_id must be a UUID or its string form, got {type(world_id).__name__}",
+        field="world_id",
+    )

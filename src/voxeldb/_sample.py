@@ -1,0 +1,375 @@
+"""Generated terrain for a world, and the sample data of ``voxeldb setup --sample-data``.
+
+Terrain from :mod:`voxeldb.terrain` holds indices into ``TERRAIN_STATES``; a world interns
+those states (in order) and a numpy lookup table turns the generator's ids into the world's,
+so the same code fills a new world (identity mapping) and one that had other states first.
+Chunks go through ``ChunkStore.put_many`` from a lazy generator: memory stays bounded
+whatever the radius.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import DBAPIError
+
+from voxeldb.errors import NotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from voxeldb._connect import Database
+
+__all__ = [
+    "SAMPLE_WORLD_NAME",
+    "GenerateReport",
+    "SampleReport",
+    "WorldRef",
+    "create_sample_data",
+    "ensure_world",
+    "generate_terrain",
+    "resolve_world",
+    "terrain_lut",
+]
+
+SAMPLE_WORLD_NAME = "Eldoria"
+MAX_RADIUS = 4096
+
+
+@dataclass(frozen=True)
+class WorldRef:
+    id: uuid.UUID
+    name: str
+    settings: dict[str, Any]
+
+    @property
+    def height(self) -> int:
+        return int(self.settings.get("height", 384))
+
+    @property
+    def min_y(self) -> int:
+        return int(self.settings.get("min_y", -64))
+
+
+def resolve_world(db: Database, ref: str | uuid.UUID) -> WorldRef:
+    """The world named ``ref``, or whose id is ``ref``; a NotFoundError naming ``ref`` if none."""
+    from voxeldb.meta import World
+
+    text_ref = str(ref).strip()
+    if not text_ref:
+        raise ValidationError("the world name or id is empty", field="world")
+    candidates: list[Any] = [World.name == text_ref]
+    try:
+        candidates.insert(0, World.id == uuid.UUID(text_ref))
+    except ValueError:
+        pass
+    with db.engine.connect() as conn:
+        try:
+            for criterion in candidates:
+                row = conn.execute(
+                    select(World.id, World.name, World.world_settings).where(criterion)
+                ).first()
+                if row is not None:
+                    return WorldRef(row[0], row[1], dict(row[2] or {}))
+        except DBAPIError:
+            conn.rollback()
+            if not inspect(conn).has_table("worlds"):
+                raise NotFoundError(
+                    f"no world {text_ref!r}: the database has no voxeldb schema yet "
+                    "(run `voxeldb setup --create-tables`)"
+                ) from None
+            raise
+    raise NotFoundError(f"no world named or with id {text_ref!r}")
+
+
+def ensure_world(
+    db: Database,
+    ref: str,
+    *,
+    seed: int | None = None,
+    height: int | None = None,
+    min_y: int | None = None,
+) -> tuple[WorldRef, bool]:
+    """The world ``ref`` (name or id), created under that name when no world matches."""
+    try:
+        world = resolve_world(db, ref)
+    except NotFoundError:
+        pass
+    else:
+        if height is not None and height != world.height:
+            raise ValidationError(
+                f"world {world.name!r} has height {world.height}, not {height}", field="height"
+            )
+        if min_y is not None and min_y != world.min_y:
+            raise ValidationError(
+                f"world {world.name!r} has min_y {world.min_y}, not {min_y}", field="min_y"
+            )
+        return world, False
+    settings: dict[str, Any] = {
+        "height": 384 if height is None else height,
+        "min_y": -64 if min_y is None else min_y,
+        "seed": 0 if seed is None else seed,
+        "generator": "voxeldb.terrain",
+    }
+    world_id = db.create_world(ref, settings)
+    return resolve_world(db, world_id), True
+
+
+def terrain_lut(db: Database, world_id: uuid.UUID) -> npt.NDArray[np.uint32]:
+    """``lut[terrain_id] == world state id``: ``TERRAIN_STATES`` interned in ``world_id``."""
+    from voxeldb.chunks._registry import intern_states
+    from voxeldb.terrain import TERRAIN_STATES
+
+    conn_cm = db.engine.connect()
+    with conn_cm as conn:
+        if db.backend == "sqlite":
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            ids = intern_states(conn, world_id, list(TERRAIN_STATES[1:]))
+    return np.array([0, *ids], dtype=np.uint32)
+
+
+@dataclass
+class GenerateReport:
+    world: WorldRef
+    created: bool
+    chunks: int
+    seconds: float
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _square(center: tuple[int, int], radius: int) -> tuple[int, int, int, int]:
+    cx, cz = center
+    return cx - radius, cz - radius, cx + radius, cz + radius
+
+
+def generate_terrain(
+    db: Database,
+    world: WorldRef,
+    *,
+    radius: int | None = None,
+    rect: tuple[int, int, int, int] | None = None,
+    center: tuple[int, int] = (0, 0),
+    seed: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, float]:
+    """Write generated terrain for the square of ``radius`` around ``center`` (or ``rect``).
+
+    Returns ``(chunks written, seconds)``. ``progress(n)`` is called per generated chunk.
+    """
+    from voxeldb.terrain import generate_chunk
+
+    if rect is None:
+        if radius is None:
+            raise ValidationError("give a radius or a rectangle", field="radius")
+        if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= MAX_RADIUS:
+            raise ValidationError(
+                f"radius must be an integer from 0 to {MAX_RADIUS}, got {radius!r}", field="radius"
+            )
+        rect = _square(center, radius)
+    if seed is None:
+        seed = int(world.settings.get("seed", 0))
+    lut = terrain_lut(db, world.id)
+    dtype = np.uint16 if int(lut.max()) <= np.iinfo(np.uint16).max else np.uint32
+    lut = lut.astype(dtype)
+    identity = bool(np.array_equal(lut, np.arange(len(lut))))
+    cx0, cz0, cx1, cz1 = rect
+    height, min_y = world.height, world.min_y
+
+    def items() -> Iterator[tuple[int, int, npt.NDArray[Any]]]:
+        # Row by row from the centre line outwards would not matter to put_many; plain order
+        # keeps each batch a compact rectangle for the database's index.
+        for cz in range(cz0, cz1 + 1):
+            for cx in range(cx0, cx1 + 1):
+                blocks = generate_chunk(cx, cz, seed=seed, height=height, min_y=min_y)
+                yield cx, cz, blocks if identity else lut[blocks]
+                if progress is not None:
+                    progress(1)
+
+    started = time.perf_counter()
+    written = db.chunks(world.id).put_many(items())
+    return written, time.perf_counter() - started
+
+
+# --- the sample data ----------------------------------------------------------------------
+
+
+@dataclass
+class SampleReport:
+    """What ``sample_data()`` did. ``passwords`` are the sample users' (random) passwords."""
+
+    world_id: uuid.UUID
+    world_name: str
+    skipped: bool
+    chunks: int = 0
+    users: list[str] = field(default_factory=list)
+    passwords: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+_USERS = [
+    ("wizard_adventurer", "wizard@example.com"),
+    ("knight_errant", "knight@example.com"),
+    ("shadow_rogue", "rogue@example.com"),
+]
+_CHARACTERS = [
+    # (user index, name, class, inventory, position)
+    (0, "Merlin the Wise", "wizard", [("oak_staff", 1), ("mana_potion", 5), ("spellbook", 1)],
+     {"x": 8, "y": 72, "z": 8}),
+    (1, "Sir Galahad", "knight", [("iron_sword", 1), ("shield", 1), ("bread", 12)],
+     {"x": -40, "y": 68, "z": 22}),
+    (2, "Vex", "rogue", [("dagger", 2), ("lockpick", 7), ("smoke_bomb", 3)],
+     {"x": 60, "y": 65, "z": -35}),
+    (0, "Lyra Starweaver", "druid", [("seed_pouch", 1), ("healing_herb", 9)],
+     {"x": 25, "y": 70, "z": 50}),
+]  # fmt: skip
+_RELATIONSHIPS = [
+    # (from, to, type, affinity)
+    (0, 1, "ally", 0.8),
+    (1, 0, "ally", 0.7),
+    (2, 1, "rival", -0.4),
+    (0, 3, "mentor", 0.9),
+    (3, 2, "suspicious", -0.1),
+]
+_AGENTS = [
+    ("world_weaver", "terrain", {"temperature": 0.3, "budget_blocks": 5000}),
+    ("story_teller", "narrative", {"temperature": 0.8, "max_threads": 4}),
+    ("village_keeper", "npc", {"population": 40}),
+]
+_ACTIVITIES = [
+    ("world_weaver", "grow_forest", {"center": [30, 20], "trees": 14}),
+    ("world_weaver", "carve_river", {"from": [-60, -10], "to": [40, 70], "length": 130}),
+    ("story_teller", "spawn_quest", {"quest": "The Sunken Gate", "hooks": 2}),
+    ("village_keeper", "build_village", {"center": [-40, 22], "houses": 6}),
+    ("story_teller", "weather_event", {"kind": "storm", "duration_ticks": 2400}),
+]
+
+
+def _random_password() -> str:
+    return "sample-" + secrets.token_urlsafe(12)
+
+
+def create_sample_data(db: Database, *, size: int = 16, seed: int = 42) -> SampleReport:
+    """The sample world: users, a ``size`` x ``size`` chunk world, characters with inventories
+    and relationships, a branching story with choices, AI agents with activities and
+    evolution-log entries. Skipped (``skipped=True``) when the sample world exists already."""
+    from voxeldb import services
+    from voxeldb.meta import AIAgent, CharacterRelationship, Story, User
+
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 256:
+        raise ValidationError(f"size must be from 1 to 256 chunks, got {size!r}", field="size")
+    started = time.perf_counter()
+    try:
+        existing = resolve_world(db, SAMPLE_WORLD_NAME)
+    except NotFoundError:
+        pass
+    else:
+        return SampleReport(existing.id, existing.name, skipped=True)
+
+    report_users: list[str] = []
+    passwords: dict[str, str] = {}
+    with db.session() as s:
+        user_ids: list[uuid.UUID] = []
+        for username, email in _USERS:
+            user = s.execute(select(User).where(User.username == username)).scalar_one_or_none()
+            if user is None:
+                password = _random_password()
+                user = services.create_user(username, email, password, session=s)
+                passwords[username] = password
+            user_ids.append(user.id)
+            report_users.append(username)
+        world = services.create_world(
+            SAMPLE_WORLD_NAME,
+            {"height": 384, "min_y": -64, "seed": seed, "generator": "voxeldb.terrain",
+             "difficulty": "normal", "spawn": {"x": 8, "y": 72, "z": 8}},
+            session=s,
+        )  # fmt: skip
+        world.description = "The sample world: rolling hills, a sea, caves and ores."
+        world.created_by = user_ids[0]
+        s.flush()
+        world_id = world.id
+
+        char_ids: list[uuid.UUID] = []
+        for user_index, name, char_class, inventory, position in _CHARACTERS:
+            character = services.create_character(
+                user_ids[user_index], world_id, name, char_class, session=s
+            )
+            character.position = position
+            char_ids.append(character.id)
+            for item_name, quantity in inventory:
+                services.add_item(character.id, item_name, quantity, session=s)
+        for a, b, kind, affinity in _RELATIONSHIPS:
+            s.add(
+                CharacterRelationship(
+                    character_id=char_ids[a],
+                    target_character_id=char_ids[b],
+                    relationship_type=kind,
+                    affinity=affinity,
+                    relationship_data={"since": "the founding of Eldoria"},
+                )
+            )
+
+        story = services.create_story(world_id, "The Sunken Gate", "main_quest", session=s)
+        story.description = "An ancient gate rises from the sea; who will open it?"
+        story.branching_data = {
+            "start": {"text": "A gate rises from the waves.", "options": ["open", "seal", "flee"]},
+            "open": {"text": "Light pours out.", "options": ["enter", "wait"]},
+            "seal": {"text": "The sea grows calm.", "options": []},
+            "flee": {"text": "The gate sinks again.", "options": []},
+            "enter": {"text": "A hall of echoes.", "options": []},
+            "wait": {"text": "Something steps through.", "options": []},
+        }
+        story.narrative_threads = {
+            "main": "The adventure begins...",
+            "gate": "Who built the Sunken Gate?",
+            "rivalry": "Vex wants the gate's treasure for herself.",
+        }
+        side = services.create_story(world_id, "Roots of the Old Oak", "side_quest", session=s)
+        side.branching_data = {"start": {"text": "The oak whispers.", "options": ["listen"]}}
+        s.flush()
+        for char_index, text_choice in ((0, "open"), (1, "enter"), (2, "wait")):
+            services.make_choice(story.id, char_ids[char_index], text_choice, session=s)
+        services.make_choice(side.id, char_ids[3], "listen", session=s)
+
+        for agent_name, agent_type, config in _AGENTS:
+            if s.execute(select(AIAgent.id).where(AIAgent.agent_name == agent_name)).first() is None:
+                services.create_agent(agent_name, agent_type, config, session=s)
+        s.flush()
+        for agent_name, activity_type, data in _ACTIVITIES:
+            services.run_agent_activity(agent_name, world_id, activity_type, data, session=s)
+        counts = {
+            "users": len(_USERS),
+            "characters": len(_CHARACTERS),
+            "inventory_items": sum(len(c[3]) for c in _CHARACTERS),
+            "relationships": len(_RELATIONSHIPS),
+            "stories": s.query(Story).filter(Story.world_id == world_id).count(),
+            "agents": len(_AGENTS),
+            "activities": len(_ACTIVITIES),
+        }
+
+    world_ref = resolve_world(db, world_id)
+    half = size // 2
+    chunks, _ = generate_terrain(
+        db, world_ref, rect=(-half, -half, size - half - 1, size - half - 1), seed=seed
+    )
+    counts["chunks"] = chunks
+    return SampleReport(
+        world_id=world_id,
+        world_name=SAMPLE_WORLD_NAME,
+        skipped=False,
+        chunks=chunks,
+        users=report_users,
+        passwords=passwords,
+        counts=counts,
+        seconds=time.perf_counter() - started,
+    )

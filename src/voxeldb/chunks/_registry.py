@@ -1,0 +1,360 @@
+"""The per-world block-state registry (CONTRACT §1): state <-> stable integer id.
+
+Plain SQLAlchemy Core against the ``block_states`` table of docs/schema.md, so that the chunk
+store can use it without the ORM (``voxeldb.chunks`` never imports ``voxeldb.meta``).
+
+Ids are 1, 2, 3, ... per world in order of first use; 0 is air and is never stored. A new
+state is inserted with ``INSERT ... SELECT max(state_id) + 1 ... ON CONFLICT DO NOTHING``:
+when two processes race for the same state, the loser's insert does nothing and it reads the
+winner's id; when they race for the same *id* with different states, the loser's insert does
+nothing either and it tries again with the next id. Nothing raises inside the caller's
+transaction, so no savepoint is needed. On SQLite the caller's write transaction
+(``BEGIN IMMEDIATE``) serializes interning.
+
+Assigned ids never change, so a per-process memo answers repeated questions without a
+query. Only *committed* assignments go into the memo: an id interned inside a transaction
+that is rolled back is forgotten (another process may give that id to another state).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    event,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from voxeldb.errors import ConcurrencyError, NotFoundError, ValidationError
+
+__all__ = [
+    "AIR",
+    "AIR_KEY",
+    "block_states_table",
+    "clear_memo",
+    "intern_states",
+    "lookup_states",
+    "normalize_state",
+    "state_key",
+]
+
+AIR: dict[str, Any] = {"type": "air"}
+AIR_KEY = '{"type":"air"}'
+_MAX_RETRIES = 100
+
+_JSON = JSON().with_variant(JSONB(), "postgresql")
+
+block_states_table = Table(
+    "block_states",
+    MetaData(),
+    Column("world_id", Uuid(), primary_key=True),
+    Column("state_id", Integer, primary_key=True, autoincrement=False),
+    Column("state_key", Text, nullable=False),
+    Column("state", _JSON, nullable=False),
+)
+"""A Core view of the table for this module's queries (the ORM model owns the DDL)."""
+
+_bt = block_states_table
+
+_LOOKUP_KEYS = select(_bt.c.state_key, _bt.c.state_id).where(
+    _bt.c.world_id == bindparam("world_id"),
+    _bt.c.state_key.in_(bindparam("keys", expanding=True)),
+)
+_LOOKUP_IDS = select(_bt.c.state_id, _bt.c.state).where(
+    _bt.c.world_id == bindparam("world_id"),
+    _bt.c.state_id.in_(bindparam("ids", expanding=True)),
+)
+# The aggregate always yields one row, so this inserts exactly one candidate row; "DO
+# NOTHING" (no conflict target) covers both the state_key and the primary-key race. The
+# WHERE clause is required by SQLite's parser for an upsert on INSERT ... SELECT.
+_INSERT = text(
+    "INSERT INTO block_states (world_id, state_id, state_key, state) "
+    "SELECT :world_id, COALESCE(MAX(state_id), 0) + 1, :state_key, :state "
+    "FROM block_states WHERE world_id = :world_id "
+    "ON CONFLICT DO NOTHING"
+).bindparams(
+    bindparam("world_id", type_=Uuid()),
+    bindparam("state_key", type_=Text()),
+    bindparam("state", type_=_JSON),
+)
+
+
+# --- normalization --------------------------------------------------------------------
+
+
+def _check_json(value: Any, path: str) -> None:
+    if value is None or isinstance(value, bool | int | str):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(f"block state {path} is {value!r}: not valid JSON", field="state")
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValidationError(
+                    f"block state {path} has a non-string key {k!r}", field="state"
+                )
+            _check_json(v, f"{path}.{k}")
+        return
+    if isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _check_json(v, f"{path}[{i}]")
+        return
+    raise ValidationError(
+        f"block state {path} is a {type(value).__name__}, which is not JSON-able", field="state"
+    )
+
+
+def normalize_state(state: str | Mapping[str, Any]) -> dict[str, Any]:
+    """The dict form of a block state: ``"stone"`` is ``{"type": "stone"}``.
+
+    A dict must have a non-empty string ``"type"`` and be JSON-able; anything else is a
+    :class:`~voxeldb.errors.ValidationError` that says what is wrong.
+    """
+    if isinstance(state, str):
+        if not state:
+            raise ValidationError("block state name is empty", field="state")
+        return {"type": state}
+    if not isinstance(state, Mapping):
+        raise ValidationError(
+            f"block state must be a name (str) or a dict with a 'type', got "
+            f"{type(state).__name__}: {state!r}"[:300],
+            field="state",
+        )
+    kind = state.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise ValidationError(
+            f"block state needs a non-empty string 'type', got {state!r}"[:300], field="state"
+        )
+    _check_json(state, "state")
+    # A round trip through JSON turns tuples into lists: the dict form is what reads return.
+    normalized: dict[str, Any] = json.loads(json.dumps(state))
+    return normalized
+
+
+def state_key(state: Mapping[str, Any]) -> str:
+    """Canonical JSON of a state's dict form: the registry's unique key."""
+    return json.dumps(state, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+# --- the memo --------------------------------------------------------------------------
+
+
+class _WorldMemo:
+    __slots__ = ("by_id", "by_key")
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, int] = {AIR_KEY: 0}
+        self.by_id: dict[int, dict[str, Any]] = {0: AIR}
+
+
+_memo: dict[tuple[str, uuid.UUID], _WorldMemo] = {}
+_memo_lock = threading.Lock()
+_hooked_engines: set[int] = set()
+_PENDING = "voxeldb_block_states_pending"
+
+
+def _root_engine(engine: Engine) -> Engine:
+    # Engines made with .execution_options() share the events of the engine they came from.
+    while (proxied := getattr(engine, "_proxied", None)) is not None:
+        engine = proxied
+    return engine
+
+
+def _db_key(conn: Connection) -> str:
+    return _root_engine(conn.engine).url.render_as_string(hide_password=True)
+
+
+def _world_memo(db: str, world_id: uuid.UUID) -> _WorldMemo:
+    with _memo_lock:
+        memo = _memo.get((db, world_id))
+        if memo is None:
+            memo = _memo[(db, world_id)] = _WorldMemo()
+        return memo
+
+
+def clear_memo() -> None:
+    """Forget every memoized id (for a database that was dropped and recreated in place)."""
+    with _memo_lock:
+        _memo.clear()
+
+
+def _on_commit(conn: Connection) -> None:
+    pending = conn.info.pop(_PENDING, None)
+    if not pending:
+        return
+    for (db, world_id), entries in pending.items():
+        memo = _world_memo(db, world_id)
+        for key, (state_id, state) in entries.items():
+            memo.by_key[key] = state_id
+            memo.by_id[state_id] = state
+
+
+def _on_end(conn: Connection, *_args: Any) -> None:
+    conn.info.pop(_PENDING, None)
+
+
+def _hook(conn: Connection) -> None:
+    root = _root_engine(conn.engine)
+    if id(root) in _hooked_engines:
+        return
+    with _memo_lock:
+        if id(root) in _hooked_engines:
+            return
+        event.listen(root, "commit", _on_commit)
+        # A new transaction, a rollback or a rolled-back savepoint drops what was seen in
+        # the current transaction: only committed assignments are trusted.
+        event.listen(root, "begin", _on_end)
+        event.listen(root, "rollback", _on_end)
+        event.listen(root, "rollback_savepoint", _on_end)
+        _hooked_engines.add(id(root))
+
+
+def _remember(
+    conn: Connection, db: str, world_id: uuid.UUID, found: dict[str, tuple[int, dict[str, Any]]]
+) -> None:
+    if not found:
+        return
+    if not conn.in_transaction():
+        # Autocommit connection: what we read is committed already.
+        memo = _world_memo(db, world_id)
+        for key, (state_id, state) in found.items():
+            memo.by_key[key] = state_id
+            memo.by_id[state_id] = state
+        return
+    pending = conn.info.setdefault(_PENDING, {})
+    pending.setdefault((db, world_id), {}).update(found)
+
+
+def _as_uuid(world_id: uuid.UUID | str) -> uuid.UUID:
+    if isinstance(world_id, uuid.UUID):
+        return world_id
+    try:
+        return uuid.UUID(str(world_id))
+    except ValueError:
+        raise ValidationError(f"world_id {world_id!r} is not a UUID", field="world_id") from None
+
+
+# --- the API ---------------------------------------------------------------------------
+
+
+def intern_states(
+    conn: Connection, world_id: uuid.UUID | str, states: Sequence[str | Mapping[str, Any]]
+) -> list[int]:
+    """The ids of ``states`` in world ``world_id``, registering the ones not seen before.
+
+    One query looks up every state not memoized; each new state then costs one INSERT.
+    """
+    wid = _as_uuid(world_id)
+    _hook(conn)
+    db = _db_key(conn)
+    memo = _world_memo(db, wid)
+    pending: dict[str, tuple[int, dict[str, Any]]] = (
+        conn.info.get(_PENDING, {}).get((db, wid), {}) if conn.in_transaction() else {}
+    )
+
+    keys: list[str] = []
+    by_key: dict[str, dict[str, Any]] = {}
+    name_keys: dict[str, str] = {}
+    for state in states:
+        if isinstance(state, str) and state in name_keys:
+            keys.append(name_keys[state])
+            continue
+        normalized = normalize_state(state)
+        key = state_key(normalized)
+        if isinstance(state, str):
+            name_keys[state] = key
+        keys.append(key)
+        by_key.setdefault(key, normalized)
+
+    ids: dict[str, int] = {}
+    missing: list[str] = []
+    for key in by_key:
+        if key in memo.by_key:
+            ids[key] = memo.by_key[key]
+        elif key in pending:
+            ids[key] = pending[key][0]
+        else:
+            missing.append(key)
+
+    if missing:
+        found = {
+            row[0]: row[1] for row in conn.execute(_LOOKUP_KEYS, {"world_id": wid, "keys": missing})
+        }
+        new = [key for key in missing if key not in found]
+        for _attempt in range(_MAX_RETRIES):
+            if not new:
+                break
+            for key in new:
+                conn.execute(_INSERT, {"world_id": wid, "state_key": key, "state": by_key[key]})
+            rows = conn.execute(_LOOKUP_KEYS, {"world_id": wid, "keys": new})
+            found.update({row[0]: row[1] for row in rows})
+            # A key still absent lost a race for its id to another state: try the next id.
+            new = [key for key in new if key not in found]
+        else:
+            raise ConcurrencyError(
+                f"could not register {len(new)} block state(s) in world {wid} after "
+                f"{_MAX_RETRIES} attempts (concurrent writers, or a REPEATABLE READ transaction)"
+            )
+        ids.update(found)
+        _remember(conn, db, wid, {key: (found[key], by_key[key]) for key in missing})
+
+    return [ids[key] for key in keys]
+
+
+def lookup_states(
+    conn: Connection, world_id: uuid.UUID | str, ids: Iterable[int]
+) -> dict[int, dict[str, Any]]:
+    """The dict form of each id in ``ids`` (0 is air); an unknown id is a NotFoundError."""
+    wid = _as_uuid(world_id)
+    _hook(conn)
+    db = _db_key(conn)
+    memo = _world_memo(db, wid)
+    pending_by_id = {
+        state_id: state
+        for state_id, state in (
+            conn.info.get(_PENDING, {}).get((db, wid), {}).values() if conn.in_transaction() else ()
+        )
+    }
+    result: dict[int, dict[str, Any]] = {}
+    missing: list[int] = []
+    for raw in {int(i) for i in ids}:
+        if raw in memo.by_id:
+            result[raw] = memo.by_id[raw]
+        elif raw in pending_by_id:
+            result[raw] = pending_by_id[raw]
+        else:
+            missing.append(raw)
+    if missing:
+        rows = conn.execute(_LOOKUP_IDS, {"world_id": wid, "ids": missing}).all()
+        found: dict[str, tuple[int, dict[str, Any]]] = {}
+        for state_id, state in rows:
+            state_dict = json.loads(state) if isinstance(state, str) else dict(state)
+            result[state_id] = state_dict
+            found[state_key(state_dict)] = (state_id, state_dict)
+        unknown = sorted(set(missing) - result.keys())
+        if unknown:
+            raise NotFoundError(
+                f"block state id(s) {unknown[:10]} are not registered in world {wid}"
+            )
+        _remember(conn, db, wid, found)
+    # Callers get their own dicts: mutating one must not change the memo.
+    return {state_id: dict(state) for state_id, state in result.items()}

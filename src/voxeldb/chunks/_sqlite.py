@@ -1,0 +1,176 @@
+"""SQLite chunk store: the embedded default, no server needed.
+
+Statements go through the raw ``sqlite3`` connection underneath the SQLAlchemy
+``Connection`` (same transaction), skipping per-row SQLAlchemy work on the hot paths. Write
+transactions start with ``BEGIN IMMEDIATE`` (``_engine.py``): the write lock is taken before
+the read of a read-modify-write, so writers are serialized and no edit is lost.
+
+Versions: an inserted row starts at the current time in microseconds, an updated one goes
+up by one. Writers are serialized and each write takes far longer than a microsecond, so a
+chunk deleted and stored again never repeats a version an old cache entry could carry.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+
+from voxeldb.chunks._store import ChunkStore, Key, Rect, Row, VersionRow
+
+__all__ = ["SQLiteChunkStore"]
+
+_KEYS_PER_STATEMENT = 400
+"""Keys per ``IN (VALUES ...)`` list: 800 parameters, well under SQLite's limit."""
+
+_UPSERT = (
+    "INSERT INTO world_chunks (world_id, chunk_x, chunk_z, data, version) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (world_id, chunk_x, chunk_z) DO UPDATE SET data = excluded.data, "
+    "version = world_chunks.version + 1, updated_at = CURRENT_TIMESTAMP"
+)
+_INSERT_NEW = (
+    "INSERT INTO world_chunks (world_id, chunk_x, chunk_z, data, version) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (world_id, chunk_x, chunk_z) DO NOTHING RETURNING version"
+)
+_UPDATE = (
+    "UPDATE world_chunks SET data = ?, version = version + 1, updated_at = CURRENT_TIMESTAMP "
+    "WHERE world_id = ? AND chunk_x = ? AND chunk_z = ? RETURNING version"
+)
+
+
+def _raw(conn: Connection) -> sqlite3.Connection:
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, sqlite3.Connection)
+    return raw
+
+
+def _new_version() -> int:
+    return time.time_ns() // 1000
+
+
+class SQLiteChunkStore(ChunkStore):
+    """:class:`ChunkStore` on SQLite."""
+
+    backend = "sqlite"
+
+    @property
+    def _wid(self) -> str:
+        # The Uuid type's storage on SQLite: CHAR(32) of hex digits (docs/schema.md).
+        return self.world_id.hex
+
+    def _query(self, conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+        return _raw(conn).execute(sql, params).fetchall()
+
+    def _db_versions(self, conn: Connection, rects: Sequence[Rect]) -> list[VersionRow]:
+        rects = [r for r in rects if r[0] <= r[2] and r[1] <= r[3]]
+        if not rects:
+            return []
+        part = (
+            "SELECT chunk_x, chunk_z, version FROM world_chunks WHERE world_id = ? "
+            "AND chunk_x BETWEEN ? AND ? AND chunk_z BETWEEN ? AND ?"
+        )
+        sql = " UNION ALL ".join([part] * len(rects)) + " ORDER BY 1, 2"
+        params: list[Any] = []
+        for x0, z0, x1, z1 in rects:
+            params += [self._wid, x0, x1, z0, z1]
+        return self._query(conn, sql, params)
+
+    def _keys_sql(self, columns: str, n: int) -> str:
+        values = ",".join(["(?, ?)"] * n)
+        return (
+            f"SELECT {columns} FROM world_chunks WHERE world_id = ? "
+            f"AND (chunk_x, chunk_z) IN (VALUES {values})"
+        )
+
+    def _by_keys(self, conn: Connection, keys: Sequence[Key], columns: str) -> list[Any]:
+        rows: list[Any] = []
+        for start in range(0, len(keys), _KEYS_PER_STATEMENT):
+            part = keys[start : start + _KEYS_PER_STATEMENT]
+            params: list[Any] = [self._wid]
+            for x, z in part:
+                params += [x, z]
+            rows += self._query(conn, self._keys_sql(columns, len(part)), params)
+        return rows
+
+    def _db_data(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
+        return self._by_keys(conn, keys, "chunk_x, chunk_z, version, data")
+
+    def _db_data_rect(self, conn: Connection, rect: Rect) -> list[Row]:
+        x0, z0, x1, z1 = rect
+        return self._query(
+            conn,
+            "SELECT chunk_x, chunk_z, version, data FROM world_chunks WHERE world_id = ? "
+            "AND chunk_x BETWEEN ? AND ? AND chunk_z BETWEEN ? AND ? ORDER BY 1, 2",
+            [self._wid, x0, x1, z0, z1],
+        )
+
+    def _connect_for_write(self) -> Connection:
+        return self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+
+    def _db_upsert(
+        self, conn: Connection, rows: Sequence[tuple[int, int, bytes]]
+    ) -> dict[Key, int]:
+        raw = _raw(conn)
+        version = _new_version()
+        written: dict[Key, int] = {}
+        for x, z, data in rows:
+            cur = raw.execute(_UPSERT + " RETURNING version", (self._wid, x, z, data, version))
+            written[(x, z)] = int(cur.fetchone()[0])
+            cur.close()
+        return written
+
+    def _db_bulk_upsert(self, conn: Connection, rows: Sequence[tuple[int, int, bytes]]) -> None:
+        version = _new_version()
+        wid = self._wid
+        _raw(conn).executemany(_UPSERT, [(wid, x, z, data, version) for x, z, data in rows])
+
+    def _db_lock(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
+        # BEGIN IMMEDIATE already holds the database's write lock.
+        return self._db_data(conn, keys)
+
+    def _db_insert_new(
+        self, conn: Connection, rows: Sequence[tuple[int, int, bytes]]
+    ) -> dict[Key, int]:
+        raw = _raw(conn)
+        version = _new_version()
+        inserted: dict[Key, int] = {}
+        for x, z, data in rows:
+            cur = raw.execute(_INSERT_NEW, (self._wid, x, z, data, version))
+            row = cur.fetchone()
+            cur.close()
+            if row is not None:
+                inserted[(x, z)] = int(row[0])
+        return inserted
+
+    def _db_update(
+        self, conn: Connection, rows: Sequence[tuple[int, int, bytes]]
+    ) -> dict[Key, int]:
+        raw = _raw(conn)
+        written: dict[Key, int] = {}
+        for x, z, data in rows:
+            cur = raw.execute(_UPDATE, (data, self._wid, x, z))
+            row = cur.fetchone()
+            cur.close()
+            if row is not None:
+                written[(x, z)] = int(row[0])
+        return written
+
+    def _db_delete(self, conn: Connection, cx: int, cz: int) -> bool:
+        cur = _raw(conn).execute(
+            "DELETE FROM world_chunks WHERE world_id = ? AND chunk_x = ? AND chunk_z = ?",
+            (self._wid, cx, cz),
+        )
+        return cur.rowcount > 0
+
+    def _classify(self, exc: BaseException) -> str | None:
+        if isinstance(exc, DBAPIError):
+            exc = exc.orig if exc.orig is not None else exc
+        if isinstance(exc, sqlite3.OperationalError):
+            message = str(exc).lower()
+            if "locked" in message or "busy" in message:
+                return "transient"
+        return None

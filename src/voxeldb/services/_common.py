@@ -1,0 +1,79 @@
+"""What every service shares: session handling, id parsing and pydantic-to-voxeldb errors."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+import pydantic
+from sqlalchemy import inspect
+from sqlalchemy.orm import Session
+
+from voxeldb.errors import NotFoundError, ValidationError
+from voxeldb.meta._base import coerce_uuid
+from voxeldb.meta._session import SessionLocal, get_engine
+
+__all__ = [
+    "UnknownIdError",
+    "parse_id",
+    "session_scope",
+    "validated",
+]
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+class UnknownIdError(NotFoundError, ValidationError):
+    """An id given to a service names nothing: both a NotFoundError and a ValidationError.
+
+    ``field`` says which argument it was, as for every ValidationError.
+    """
+
+
+def parse_id(value: Any, field: str) -> uuid.UUID:
+    """``value`` (a UUID or its string form) as a UUID; anything else names ``field``."""
+    return coerce_uuid(value, field)
+
+
+def validated(model: type[M], **values: Any) -> M:
+    """``model(**values)``, with pydantic's error turned into one naming the first bad field."""
+    try:
+        return model(**values)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or model.__name__
+        raise ValidationError(f"{field}: {first['msg']}", field=field) from None
+
+
+@contextlib.contextmanager
+def session_scope(session: Session | None, *, write: bool = False) -> Iterator[Session]:
+    """The caller's session as it is, or a session of our own committed on success.
+
+    A caller's session is flushed (so errors surface here) but never committed. Our own
+    session is a write transaction from the start on SQLite when ``write`` (BEGIN IMMEDIATE:
+    a read-then-write cannot deadlock against another writer), and the objects it loaded
+    stay readable after it closes.
+    """
+    if session is not None:
+        yield session
+        session.flush()
+        return
+    bind = get_engine()
+    if write:
+        bind = bind.execution_options(sqlite_begin="IMMEDIATE")
+    own = SessionLocal(bind=bind)
+    try:
+        yield own
+        own.commit()
+        # Server-side values set by an UPDATE (updated_at, ...) were expired by the flush:
+        # load them now, while a session is still there to load them.
+        for obj in list(own.identity_map.values()):
+            if inspect(obj).expired_attributes:
+                own.refresh(obj)
+    except BaseException:
+        own.rollback()
+        raise
+    finally:
+        own.close()

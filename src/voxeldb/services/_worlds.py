@@ -1,0 +1,174 @@
+"""Worlds, their settings and block edits through the ORM."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from voxeldb.errors import ConcurrencyError, ValidationError
+from voxeldb.meta._models import World, WorldChunk
+from voxeldb.services._common import UnknownIdError, parse_id, session_scope, validated
+from voxeldb.services._settings_cache import get_cache
+from voxeldb.services._validation import WorldInput, WorldSettings
+
+__all__ = [
+    "create_world",
+    "get_chunk",
+    "get_world_settings",
+    "set_block",
+    "update_world_settings",
+]
+
+_SET_BLOCK_ATTEMPTS = 20
+
+
+def _check_settings(settings: Any) -> dict[str, Any]:
+    data = validated(WorldInput, name="x", settings=settings).settings
+    checked = validated(WorldSettings, **data)
+    # Keep what the caller gave (extra keys included), with height/min_y filled in.
+    return {**data, "height": checked.height, "min_y": checked.min_y}
+
+
+def _int(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{field} must be an integer, got {value!r}", field=field)
+    return value
+
+
+def _world(s: Session, world_id: uuid.UUID) -> World:
+    world = s.get(World, world_id)
+    if world is None:
+        raise UnknownIdError(f"world_id: no world {world_id}", field="world_id")
+    return world
+
+
+def create_world(
+    name: str, settings: dict[str, Any] | None = None, *, session: Session | None = None
+) -> World:
+    """A new world; ``settings`` may set ``height`` (multiple of 16, ≤ 4096) and ``min_y``."""
+    data = validated(WorldInput, name=name, settings=settings if settings is not None else {})
+    world_settings = _check_settings(data.settings)
+    with session_scope(session, write=True) as s:
+        if s.scalar(select(World.id).where(World.name == data.name)) is not None:
+            raise ValidationError(f"name: a world named {data.name!r} exists", field="name")
+        world = World(name=data.name, world_settings=world_settings)
+        s.add(world)
+    return world
+
+
+def update_world_settings(
+    world_id: Any, settings: dict[str, Any], *, session: Session | None = None
+) -> World:
+    """Replace a world's settings (validated as at creation); cached copies are dropped.
+
+    ``height`` and ``min_y`` cannot change once chunks are stored: the stored arrays have
+    the old shape.
+    """
+    wid = parse_id(world_id, "world_id")
+    new = _check_settings(settings)
+    with session_scope(session, write=True) as s:
+        world = _world(s, wid)
+        if (new["height"], new["min_y"]) != (world.height, world.min_y) and s.scalar(
+            select(WorldChunk.chunk_x).where(WorldChunk.world_id == wid).limit(1)
+        ) is not None:
+            raise ValidationError(
+                "settings: height and min_y cannot change in a world that has chunks",
+                field="settings",
+            )
+        world.world_settings = new
+        world.version = (world.version or 0) + 1
+        get_cache().invalidate(wid)
+    # Once more after the commit: a reader between the two may have cached the old value.
+    get_cache().invalidate(wid)
+    return world
+
+
+def get_world_settings(world_id: Any, *, session: Session | None = None) -> dict[str, Any]:
+    """A world's settings (a copy), cached; an unknown world is an UnknownIdError."""
+    wid = parse_id(world_id, "world_id")
+    cache = get_cache()
+    cached = cache.get(wid)
+    if cached is not None:
+        return cached
+    with session_scope(session) as s:
+        settings = s.scalar(select(World.world_settings).where(World.id == wid))
+    if settings is None:
+        raise UnknownIdError(f"world_id: no world {wid}", field="world_id")
+    cache.put(wid, settings)
+    return copy.deepcopy(settings)
+
+
+def get_chunk(
+    world_id: Any, x: int, y: int, z: int, *, session: Session | None = None
+) -> WorldChunk | None:
+    """The chunk at chunk coordinates ``(x, y, z)`` (``y`` is 0: chunks are columns), or None."""
+    wid = parse_id(world_id, "world_id")
+    cx, cy, cz = _int(x, "x"), _int(y, "y"), _int(z, "z")
+    with session_scope(session) as s:
+        return s.scalar(
+            select(WorldChunk).where(
+                WorldChunk.world_id == wid,
+                WorldChunk.chunk_x == cx,
+                WorldChunk.chunk_y == cy,
+                WorldChunk.chunk_z == cz,
+            )
+        )
+
+
+def set_block(
+    world_id: Any,
+    x: int,
+    y: int,
+    z: int,
+    block_data: str | dict[str, Any],
+    *,
+    session: Session | None = None,
+) -> WorldChunk:
+    """Set the block at world coordinates ``(x, y, z)``; a chunk not stored yet is created.
+
+    The chunk row's version goes up by one. Without ``session`` a concurrent write to the
+    same chunk (another process, the chunk store) is retried; with one, it surfaces as
+    SQLAlchemy's ``StaleDataError`` at the caller's flush or commit.
+    """
+    wid = parse_id(world_id, "world_id")
+    bx, by, bz = _int(x, "x"), _int(y, "y"), _int(z, "z")
+    cx, cz, lx, lz = bx >> 4, bz >> 4, bx & 15, bz & 15
+    if session is not None:
+        return _set_block(session, wid, cx, cz, lx, by, lz, block_data)
+    for _attempt in range(_SET_BLOCK_ATTEMPTS):
+        try:
+            with session_scope(None, write=True) as s:
+                chunk = _set_block(s, wid, cx, cz, lx, by, lz, block_data)
+            return chunk
+        except StaleDataError:
+            continue
+    raise ConcurrencyError(
+        f"set_block: chunk ({cx}, {cz}) kept changing under us ({_SET_BLOCK_ATTEMPTS} tries)"
+    )
+
+
+def _set_block(
+    s: Session,
+    wid: uuid.UUID,
+    cx: int,
+    cz: int,
+    lx: int,
+    y: int,
+    lz: int,
+    block_data: str | dict[str, Any],
+) -> WorldChunk:
+    world = _world(s, wid)
+    chunk = s.get(WorldChunk, (wid, cx, cz))
+    if chunk is None:
+        chunk = WorldChunk(world=world, world_id=wid, chunk_x=cx, chunk_z=cz, chunk_y=0)
+        s.add(chunk)
+    # No flush of the half-built chunk (data still None) while the registry queries.
+    with s.no_autoflush:
+        chunk.set_block_at(lx, y, lz, block_data)
+    s.flush()
+    return chunk

@@ -1,0 +1,206 @@
+"""ChunkLRU: version-tagged, byte-bounded, read-only, thread-safe."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+
+from voxeldb.chunks._lru import ChunkLRU
+
+
+def chunk(fill: int, height: int = 16, dtype: Any = np.uint16) -> np.ndarray[Any, Any]:
+    return np.full((height, 16, 16), fill, dtype=dtype)
+
+
+CHUNK_BYTES = chunk(0).nbytes  # 8 KiB
+
+
+def test_hit_only_for_the_exact_version() -> None:
+    lru = ChunkLRU(10 * CHUNK_BYTES)
+    lru.put(("w", 0, 0), 3, chunk(7))
+    hit = lru.get(("w", 0, 0), 3)
+    assert hit is not None and np.array_equal(hit, chunk(7))
+    assert lru.get(("w", 0, 0), 2) is None
+    assert lru.get(("w", 1, 0), 3) is None
+    stats = lru.stats()
+    assert stats["hits"] == 1
+    assert stats["misses"] == 2
+
+
+def test_an_older_entry_is_dropped_when_a_newer_version_is_asked_for() -> None:
+    lru = ChunkLRU(10 * CHUNK_BYTES)
+    lru.put("k", 3, chunk(1))
+    assert lru.get("k", 4) is None
+    assert lru.stats()["entries"] == 0
+    assert lru.stats()["bytes"] == 0
+
+
+def test_a_newer_entry_survives_a_request_for_an_older_version() -> None:
+    # A reader may have learned version 3 just before a writer cached version 4.
+    lru = ChunkLRU(10 * CHUNK_BYTES)
+    lru.put("k", 4, chunk(2))
+    assert lru.get("k", 3) is None
+    hit = lru.get("k", 4)
+    assert hit is not None and hit[0, 0, 0] == 2
+
+
+def test_last_put_wins_even_with_a_lower_version() -> None:
+    # A chunk deleted and created again restarts at a lower version in the database.
+    lru = ChunkLRU(10 * CHUNK_BYTES)
+    lru.put("k", 7, chunk(7))
+    lru.put("k", 1, chunk(1))
+    hit = lru.get("k", 1)
+    assert hit is not None and hit[0, 0, 0] == 1
+    assert lru.stats()["bytes"] == CHUNK_BYTES
+    assert lru.get("k", 7) is None
+
+
+def test_cached_arrays_are_read_only_and_returned_without_a_copy() -> None:
+    lru = ChunkLRU(10 * CHUNK_BYTES)
+    lru.put("k", 1, chunk(5))
+    first = lru.get("k", 1)
+    second = lru.get("k", 1)
+    assert first is not None and second is not None
+    assert first is second
+    assert not first.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        first[0, 0, 0] = 9
+    editable = first.copy()
+    editable[0, 0, 0] = 9
+    assert lru.get("k", 1)[0, 0, 0] == 5  # type: ignore[index]
+
+
+def test_put_copies_so_the_caller_keeps_a_writable_array_the_cache_cannot_see() -> None:
+    lru = ChunkLRU(10 * CHUNK_BYTES)
+    mine = chunk(5)
+    lru.put("k", 1, mine)
+    assert mine.flags.writeable
+    mine[:] = 6
+    cached = lru.get("k", 1)
+    assert cached is not None
+    assert not np.shares_memory(cached, mine)
+    assert int(cached.max()) == 5
+
+
+def test_take_ownership_caches_the_array_itself_and_freezes_it() -> None:
+    lru = ChunkLRU(10 * CHUNK_BYTES)
+    mine = chunk(5)
+    lru.put("k", 1, mine, take_ownership=True)
+    assert lru.get("k", 1) is mine
+    assert not mine.flags.writeable
+
+
+def test_put_accepts_non_contiguous_and_read_only_arrays() -> None:
+    lru = ChunkLRU(10 * CHUNK_BYTES)
+    base = np.arange(16 * 16 * 32, dtype=np.uint32).reshape(32, 16, 16)
+    view = base[::2]
+    frozen = base.copy()
+    frozen.flags.writeable = False
+    lru.put_many([("a", 1, view), ("b", 1, frozen)])
+    got = lru.get_many([("a", 1), ("b", 1), ("c", 1)])
+    assert set(got) == {"a", "b"}
+    assert np.array_equal(got["a"], view)
+    assert got["b"].dtype == np.uint32
+
+
+def test_evicts_least_recently_used_within_the_byte_bound() -> None:
+    lru = ChunkLRU(3 * CHUNK_BYTES)
+    for i in range(3):
+        lru.put(i, 1, chunk(i))
+    assert lru.get(0, 1) is not None  # 0 is now the most recent; 1 is the oldest
+    lru.put(3, 1, chunk(3))
+    assert lru.get(1, 1) is None
+    assert set(lru.get_many([(0, 1), (2, 1), (3, 1)])) == {0, 2, 3}
+    stats = lru.stats()
+    assert stats["evictions"] == 1
+    assert stats["entries"] == 3
+    assert stats["bytes"] == 3 * CHUNK_BYTES
+    assert stats["max_bytes"] == 3 * CHUNK_BYTES
+
+
+def test_bytes_count_each_arrays_nbytes() -> None:
+    lru = ChunkLRU(100 * CHUNK_BYTES)
+    lru.put("small", 1, chunk(1, height=16, dtype=np.uint16))
+    lru.put("big", 1, chunk(1, height=64, dtype=np.uint32))
+    assert lru.stats()["bytes"] == CHUNK_BYTES + 8 * CHUNK_BYTES
+    lru.put("big", 2, chunk(1, height=16, dtype=np.uint16))
+    assert lru.stats()["bytes"] == 2 * CHUNK_BYTES
+
+
+def test_an_array_bigger_than_the_cache_is_not_cached_and_drops_the_old_entry() -> None:
+    lru = ChunkLRU(2 * CHUNK_BYTES)
+    lru.put("k", 1, chunk(1))
+    lru.put("other", 1, chunk(2))
+    lru.put("k", 2, chunk(3, height=48))
+    assert lru.get("k", 2) is None
+    assert lru.get("k", 1) is None
+    assert lru.get("other", 1) is not None  # nothing else was evicted for it
+    assert lru.stats()["evictions"] == 0
+
+
+def test_zero_max_bytes_disables_the_cache() -> None:
+    lru = ChunkLRU(0)
+    lru.put("k", 1, chunk(1))
+    assert lru.get("k", 1) is None
+    assert lru.stats()["entries"] == 0
+    assert lru.stats()["misses"] == 1
+
+
+def test_discard_and_clear() -> None:
+    lru = ChunkLRU(10 * CHUNK_BYTES)
+    lru.put_many([(i, 1, chunk(i)) for i in range(4)])
+    lru.discard(0)
+    lru.discard("never cached")
+    assert lru.get(0, 1) is None
+    assert lru.stats()["bytes"] == 3 * CHUNK_BYTES
+    lru.clear()
+    assert lru.stats()["entries"] == 0
+    assert lru.stats()["bytes"] == 0
+    assert len(lru) == 0
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "10", True])
+def test_bad_max_bytes_is_rejected(bad: Any) -> None:
+    with pytest.raises(ValueError, match="max_bytes"):
+        ChunkLRU(bad)
+
+
+def test_put_rejects_something_that_is_not_an_array() -> None:
+    lru = ChunkLRU(10 * CHUNK_BYTES)
+    with pytest.raises(TypeError, match="numpy array"):
+        lru.put("k", 1, [1, 2, 3])  # type: ignore[arg-type]
+
+
+def test_concurrent_use_keeps_the_accounting_exact() -> None:
+    lru = ChunkLRU(20 * CHUNK_BYTES)
+    errors: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(2000):
+                key = int(rng.integers(0, 50))
+                version = int(rng.integers(1, 4))
+                if rng.random() < 0.5:
+                    lru.put(key, version, chunk(key))
+                else:
+                    hit = lru.get(key, version)
+                    assert hit is None or int(hit[0, 0, 0]) == key
+                if rng.random() < 0.01:
+                    lru.discard(key)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    stats = lru.stats()
+    assert stats["bytes"] == stats["entries"] * CHUNK_BYTES
+    assert stats["bytes"] <= 20 * CHUNK_BYTES
+    assert stats["hits"] + stats["misses"] > 0

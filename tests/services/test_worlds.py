@@ -1,0 +1,162 @@
+"""Worlds, settings (and their cache) and block edits through voxeldb.services."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests._services import free_port
+from voxeldb import services
+from voxeldb.errors import CoordinateError, NotFoundError, ValidationError
+from voxeldb.meta import World, WorldChunk
+
+
+@pytest.fixture(autouse=True)
+def _db(session_local: sessionmaker[Session]) -> Iterator[None]:
+    services.reset_cache()
+    yield
+    services.reset_cache()
+
+
+def test_create_world_fills_in_settings() -> None:
+    world = services.create_world("overworld", {"difficulty": "hard", "nested": {"a": [1, 2]}})
+    assert world.name == "overworld"
+    assert world.world_settings == {
+        "difficulty": "hard",
+        "nested": {"a": [1, 2]},
+        "height": 384,
+        "min_y": -64,
+    }
+    assert services.get_world_settings(world.id)["difficulty"] == "hard"
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"height": 100}, "height"),
+        ({"height": 0}, "height"),
+        ({"height": 8192}, "height"),
+        ({"height": True}, "height"),
+        ({"height": "256"}, "height"),
+        ({"min_y": 1.5}, "min_y"),
+        ({"x": float("inf")}, "settings"),
+        ({"x": object()}, "settings"),
+        ([1, 2], "settings"),
+    ],
+)
+def test_create_world_validation(settings: object, field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        services.create_world("w", settings)  # type: ignore[arg-type]
+    assert info.value.field == field
+
+
+def test_world_names_are_unique() -> None:
+    services.create_world("same", {})
+    with pytest.raises(ValidationError, match="same") as info:
+        services.create_world("same", {})
+    assert info.value.field == "name"
+
+
+def test_unknown_world_is_not_found_and_invalid() -> None:
+    with pytest.raises(NotFoundError):
+        services.get_world_settings(uuid.uuid4())
+    with pytest.raises(ValidationError) as info:
+        services.get_world_settings(str(uuid.uuid4()))
+    assert info.value.field == "world_id"
+    with pytest.raises(ValidationError, match="world_id"):
+        services.get_world_settings("nope")
+
+
+def test_settings_are_cached_in_process_and_invalidated(
+    session_local: sessionmaker[Session],
+) -> None:
+    world = services.create_world("cached", {"height": 64, "min_y": 0, "weather": "rain"})
+    assert services.get_world_settings(world.id)["weather"] == "rain"
+    # Behind the cache's back: the cached copy is still served.
+    with session_local() as s:
+        s.execute(
+            update(World).where(World.id == world.id).values(world_settings={"weather": "sun"})
+        )
+        s.commit()
+    assert services.get_world_settings(world.id)["weather"] == "rain"
+    services.update_world_settings(world.id, {"height": 64, "min_y": 0, "weather": "snow"})
+    assert services.get_world_settings(str(world.id))["weather"] == "snow"
+    # A caller mutating the result does not change the cache.
+    services.get_world_settings(world.id)["weather"] = "hail"
+    assert services.get_world_settings(world.id)["weather"] == "snow"
+
+
+def test_settings_cache_in_redis(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str, redis_prefix: str
+) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("VOXELDB_REDIS_KEY_PREFIX", redis_prefix)
+    services.reset_cache()
+    world = services.create_world("redis-world", {"weather": "fog"})
+    assert services.get_world_settings(world.id)["weather"] == "fog"
+    client = redis.Redis.from_url(redis_url)
+    key = f"{redis_prefix}:world:{world.id}:settings"
+    assert client.get(key) is not None
+    assert 0 < client.ttl(key) <= 3600
+    services.update_world_settings(world.id, {"weather": "clear"})
+    assert client.get(key) is None
+    assert services.get_world_settings(world.id)["weather"] == "clear"
+
+
+def test_settings_without_reachable_redis_fail_open(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    services.reset_cache()
+    world = services.create_world("no-redis", {"weather": "wind"})
+    with caplog.at_level(logging.WARNING, logger="voxeldb.services"):
+        for _ in range(3):
+            assert services.get_world_settings(world.id)["weather"] == "wind"
+        services.update_world_settings(world.id, {"weather": "calm"})
+        assert services.get_world_settings(world.id)["weather"] == "calm"
+    warnings = [r for r in caplog.records if r.name == "voxeldb.services"]
+    assert len(warnings) == 1
+    assert "Redis" in warnings[0].getMessage()
+
+
+def test_set_block_and_get_chunk() -> None:
+    world = services.create_world("blocks", {"height": 32, "min_y": -16})
+    services.set_block(str(world.id), -1, -16, -17, "stone")
+    chunk = services.set_block(world.id, -16, 15, -32, {"type": "oak_log", "axis": "x"})
+    assert (chunk.chunk_x, chunk.chunk_z, chunk.version) == (-1, -2, 2)
+    got = services.get_chunk(world.id, -1, 0, -2)
+    assert isinstance(got, WorldChunk)
+    assert got.get_block_at(15, -16, 15) == {"type": "stone"}
+    assert got.get_block_at(0, 15, 0) == {"type": "oak_log", "axis": "x"}
+    assert got.get_block_at(1, 0, 1) == {"type": "air"}
+    assert services.get_chunk(world.id, -1, 1, -2) is None  # chunks are columns: y is 0
+    assert services.get_chunk(world.id, 5, 0, 5) is None
+
+
+def test_set_block_validation() -> None:
+    world = services.create_world("bad-blocks", {"height": 32, "min_y": 0})
+    with pytest.raises(CoordinateError, match=r"0\.\.31"):
+        services.set_block(world.id, 0, 32, 0, "stone")
+    with pytest.raises(ValidationError, match="type"):
+        services.set_block(world.id, 0, 0, 0, {"axis": "y"})
+    with pytest.raises(ValidationError) as info:
+        services.set_block(world.id, 0.5, 0, 0, "stone")  # type: ignore[arg-type]
+    assert info.value.field == "x"
+    with pytest.raises(NotFoundError):
+        services.set_block(uuid.uuid4(), 0, 0, 0, "stone")
+    assert services.get_chunk(world.id, 0, 0, 0) is None
+
+
+def test_height_cannot_change_under_stored_chunks() -> None:
+    world = services.create_world("fixed", {"height": 32, "min_y": 0})
+    services.set_block(world.id, 0, 0, 0, "stone")
+    with pytest.raises(ValidationError, match="height"):
+        services.update_world_settings(world.id, {"height": 64, "min_y": 0})
+    services.update_world_settings(world.id, {"height": 32, "min_y": 0, "name": "ok"})
+    assert services.get_world_settings(world.id)["name"] == "ok"

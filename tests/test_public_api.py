@@ -1,0 +1,70 @@
+"""The exported surface of ``voxeldb``, ``voxeldb.chunks`` and ``voxeldb.errors`` is pinned."""
+
+from __future__ import annotations
+
+import inspect
+
+import voxeldb
+import voxeldb.chunks
+import voxeldb.errors
+
+
+def test_voxeldb_exports() -> None:
+    assert set(voxeldb.__all__) == {"ChunkStore", "Database", "__version__", "connect", "errors"}
+    assert voxeldb.errors is voxeldb.errors
+    assert isinstance(voxeldb.__version__, str) and voxeldb.__version__[0].isdigit()
+    params = inspect.signature(voxeldb.connect).parameters
+    assert list(params) == ["url", "cache"]
+    assert params["url"].default is None
+    assert params["cache"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert params["cache"].default is None
+
+
+def test_chunks_exports() -> None:
+    assert set(voxeldb.chunks.__all__) == {
+        "ChunkLRU",
+        "ChunkStore",
+        "RedisChunkCache",
+        "decode_chunk",
+        "encode_chunk",
+        "intern_states",
+        "lookup_states",
+        "normalize_state",
+    }
+    assert voxeldb.chunks.ChunkStore is voxeldb.ChunkStore
+    from voxeldb.chunks.codec import decode_chunk, encode_chunk
+
+    assert voxeldb.chunks.encode_chunk is encode_chunk
+    assert voxeldb.chunks.decode_chunk is decode_chunk
+
+
+def test_errors_exports() -> None:
+    assert set(voxeldb.errors.__all__) == {
+        "ChunkFormatError",
+        "ConcurrencyError",
+        "ConfigurationError",
+        "CoordinateError",
+        "DatabaseUnavailableError",
+        "NotFoundError",
+        "SnapshotError",
+        "ValidationError",
+        "VoxelDBError",
+    }
+    for name in ("ChunkFormatError", "CoordinateError", "ValidationError", "ConfigurationError"):
+        assert issubclass(getattr(voxeldb.errors, name), ValueError)
+        assert issubclass(getattr(voxeldb.errors, name), voxeldb.errors.VoxelDBError)
+
+
+def test_every_exported_name_resolves_and_store_methods_exist() -> None:
+    for module in (voxeldb, voxeldb.chunks, voxeldb.errors):
+        for name in module.__all__:
+            assert getattr(module, name) is not None, (module.__name__, name)
+    for method in (
+        "put", "put_many", "get", "region", "stream", "get_block", "set_block", "set_blocks",
+        "delete",
+    ):
+        assert callable(getattr(voxeldb.ChunkStore, method))
+    stream = inspect.signature(voxeldb.ChunkStore.stream).parameters
+    assert stream["encoded"].kind is inspect.Parameter.KEYWORD_ONLY
+    for method in ("create_schema", "session", "chunks", "close", "create_world"):
+        assert callable(getattr(voxeldb.Database, method))
