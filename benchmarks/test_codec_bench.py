@@ -18,6 +18,7 @@ lz4.block in the same run) is printed at the end of the module when timing is on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 import zlib
@@ -158,11 +159,14 @@ def _ratio_table(request: pytest.FixtureRequest) -> Iterator[None]:
                 f"  {case:8} {op:7} {codec:20} {t * 1e6:8.1f}us {t / base_t:8.2f} "
                 f"{n:9d} {n / base_n if base_n else float('nan'):7.3f}"
             )
-    for line in lines:
-        if tr is not None:
-            tr.write_line(line)
-        else:  # pragma: no cover - without the terminal plugin
-            print(line)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    # Shown without -s: output written in a fixture teardown is captured otherwise.
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        for line in lines:
+            if tr is not None:
+                tr.write_line(line)
+            else:
+                print(line)
 
 
 def _record(benchmark: Any, case: str, op: str, name: str, a: Array, data: bytes) -> None:

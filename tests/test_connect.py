@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import text
 
 import voxeldb
+from tests._services import REDIS_TEST_URL
 from voxeldb import Database
 from voxeldb.errors import ConfigurationError, NotFoundError, ValidationError
-from tests._services import REDIS_TEST_URL
 
 
 @pytest.fixture
@@ -102,8 +102,9 @@ def test_chunks_needs_an_existing_world(database_url: str) -> None:
 
 
 def test_chunks_before_create_schema_says_so(clean_env: Path) -> None:
-    with voxeldb.connect(f"sqlite:///{clean_env / 'empty.sqlite3'}") as db, pytest.raises(
-        NotFoundError, match="create_schema"
+    with (
+        voxeldb.connect(f"sqlite:///{clean_env / 'empty.sqlite3'}") as db,
+        pytest.raises(NotFoundError, match="create_schema"),
     ):
         db.chunks(uuid.uuid4())
 

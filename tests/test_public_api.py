@@ -60,7 +60,14 @@ def test_every_exported_name_resolves_and_store_methods_exist() -> None:
         for name in module.__all__:
             assert getattr(module, name) is not None, (module.__name__, name)
     for method in (
-        "put", "put_many", "get", "region", "stream", "get_block", "set_block", "set_blocks",
+        "put",
+        "put_many",
+        "get",
+        "region",
+        "stream",
+        "get_block",
+        "set_block",
+        "set_blocks",
         "delete",
     ):
         assert callable(getattr(voxeldb.ChunkStore, method))

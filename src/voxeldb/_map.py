@@ -133,7 +133,9 @@ def render_map(
     from PIL import Image, ImageDraw
 
     if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= 512:
-        raise ValidationError(f"radius must be from 0 to 512 chunks, got {radius!r}", field="radius")
+        raise ValidationError(
+            f"radius must be from 0 to 512 chunks, got {radius!r}", field="radius"
+        )
     target = Path(path).expanduser()
     if not target.parent.is_dir():
         raise ValidationError(f"cannot write {target}: directory {target.parent} does not exist",

@@ -70,9 +70,7 @@ def _sqlite_tables(conn: Connection) -> list[dict[str, Any]]:
     sizes: dict[str, int] = {}
     # dbstat is an optional SQLite module: sizes per table where it is compiled in.
     with contextlib.suppress(Exception), conn.begin_nested():
-        for name, size in conn.execute(
-            text("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")
-        ):
+        for name, size in conn.execute(text("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")):
             sizes[str(name)] = int(size)
     out = []
     for name in sorted(inspect(conn).get_table_names()):
@@ -194,7 +192,9 @@ def _cache(redis_url: str | None, settings: Settings, warnings: list[str]) -> di
     except redis.RedisError as exc:
         info["redis_reachable"] = False
         info["redis_error"] = " ".join(str(exc).split())[:300]
-        warnings.append(f"Redis unreachable ({info['redis_error']}): chunks are served from the database")
+        warnings.append(
+            f"Redis unreachable ({info['redis_error']}): chunks are served from the database"
+        )
     finally:
         with contextlib.suppress(Exception):
             client.close()

@@ -9,6 +9,7 @@ whatever the radius.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 import uuid
@@ -65,10 +66,8 @@ def resolve_world(db: Database, ref: str | uuid.UUID) -> WorldRef:
     if not text_ref:
         raise ValidationError("the world name or id is empty", field="world")
     candidates: list[Any] = [World.name == text_ref]
-    try:
+    with contextlib.suppress(ValueError):
         candidates.insert(0, World.id == uuid.UUID(text_ref))
-    except ValueError:
-        pass
     with db.engine.connect() as conn:
         try:
             for criterion in candidates:
@@ -241,12 +240,12 @@ _RELATIONSHIPS = [
     (0, 3, "mentor", 0.9),
     (3, 2, "suspicious", -0.1),
 ]
-_AGENTS = [
+_AGENTS: list[tuple[str, str, dict[str, Any]]] = [
     ("world_weaver", "terrain", {"temperature": 0.3, "budget_blocks": 5000}),
     ("story_teller", "narrative", {"temperature": 0.8, "max_threads": 4}),
     ("village_keeper", "npc", {"population": 40}),
 ]
-_ACTIVITIES = [
+_ACTIVITIES: list[tuple[str, str, dict[str, Any]]] = [
     ("world_weaver", "grow_forest", {"center": [30, 20], "trees": 14}),
     ("world_weaver", "carve_river", {"from": [-60, -10], "to": [40, 70], "length": 130}),
     ("story_teller", "spawn_quest", {"quest": "The Sunken Gate", "hooks": 2}),
@@ -342,7 +341,10 @@ def create_sample_data(db: Database, *, size: int = 16, seed: int = 42) -> Sampl
         services.make_choice(side.id, char_ids[3], "listen", session=s)
 
         for agent_name, agent_type, config in _AGENTS:
-            if s.execute(select(AIAgent.id).where(AIAgent.agent_name == agent_name)).first() is None:
+            if (
+                s.execute(select(AIAgent.id).where(AIAgent.agent_name == agent_name)).first()
+                is None
+            ):
                 services.create_agent(agent_name, agent_type, config, session=s)
         s.flush()
         for agent_name, activity_type, data in _ACTIVITIES:

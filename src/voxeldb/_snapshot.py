@@ -18,6 +18,11 @@ database: a user created by a restore gets an unusable hash (the account is lock
 password is set again); a user that exists on the target already (same id, or the same value
 of a unique column such as ``username``) is used as it is.
 
+Chunks keep their ``version``: the store never gives two different contents of one chunk
+the same version (SQLite starts rows at the current time in microseconds; PostgreSQL
+likewise), so a restored ``(version, bytes)`` pair is one a cache may already hold, never a
+stale one, and no cache needs clearing after a restore.
+
 The file is written to a temporary name in the target directory, fsynced and renamed, so a
 crash leaves either the complete snapshot or none. A restore checks every member's SHA-256
 and runs in one transaction: a corrupt file changes nothing.
@@ -30,7 +35,6 @@ import contextlib
 import datetime as dt
 import decimal
 import hashlib
-import io
 import json
 import os
 import re
@@ -299,7 +303,9 @@ def create_world_snapshot(
             if target.is_dir():
                 target = target / _default_path(str(world["name"])).name
             if not target.parent.is_dir():
-                raise SnapshotError(f"cannot write snapshot: directory {target.parent} does not exist")
+                raise SnapshotError(
+                    f"cannot write snapshot: directory {target.parent} does not exist"
+                )
 
             rows_by_table, selected = _collect_owned(conn, plan, world_id, owned_names)
             rows_by_table.update(_collect_references(conn, plan, rows_by_table, selected))
@@ -351,9 +357,9 @@ def _collect_owned(
     for table in plan.owned:
         fks = _owned_fks(table, owned_names)
         result = conn.execute(
-            select(table).where(_criterion(table, world_id, owned_names)).order_by(
-                *table.primary_key.columns
-            )
+            select(table)
+            .where(_criterion(table, world_id, owned_names))
+            .order_by(*table.primary_key.columns)
         )
         kept: list[dict[str, Any]] = []
         for row in result.mappings():
@@ -448,7 +454,10 @@ def _write_archive(
                 )
                 name = f"tables/{table.name}.json"
                 zf.writestr(name, payload, compress_type=zipfile.ZIP_DEFLATED)
-                members[name] = {"sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload)}
+                members[name] = {
+                    "sha256": hashlib.sha256(payload).hexdigest(),
+                    "size": len(payload),
+                }
                 counts[table.name] = len(rows)
                 order.append({"table": table.name, "role": role, "member": name})
 
@@ -642,7 +651,7 @@ class _Snapshot:
         sha = hashlib.sha256()
         try:
             with self.zf.open(CHUNKS_MEMBER) as fh:
-                reader = io.BufferedReader(fh, 1 << 20)  # type: ignore[arg-type]
+                reader = fh  # ZipExtFile buffers, and read(n) returns n bytes until the end
 
                 def take(n: int) -> bytes:
                     data = reader.read(n)
@@ -694,7 +703,7 @@ def _existing_match(
     pk = list(table.primary_key.columns)
     row = conn.execute(select(table).where(and_(*(c == values[c.name] for c in pk)))).first()
     if row is not None:
-        return row._mapping
+        return dict(row._mapping)
     candidates: list[list[Column[Any]]] = [[c] for c in table.columns if c.unique]
     for constraint in table.constraints:
         cols = list(getattr(constraint, "columns", []))
@@ -708,7 +717,7 @@ def _existing_match(
             continue
         row = conn.execute(select(table).where(and_(*(c == values[c.name] for c in cols)))).first()
         if row is not None:
-            return row._mapping
+            return dict(row._mapping)
     return None
 
 
@@ -720,10 +729,12 @@ def restore_world_snapshot(
     new_id: bool = False,
     name: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    restored_keys: list[tuple[int, int]] | None = None,
 ) -> uuid.UUID:
     """Restore the snapshot at ``path`` into ``engine``'s database; returns the world's id.
 
-    All or nothing: one transaction. ``progress(done, total)`` is called as chunks are written.
+    All or nothing: one transaction. ``progress(done, total)`` is called as chunks are written;
+    the ``(cx, cz)`` of every restored chunk is appended to ``restored_keys`` if given.
     """
     plan = _plan(metadata)
     if name is not None and not name.strip():
@@ -761,7 +772,7 @@ def restore_world_snapshot(
                     world_id = _restore_rows(
                         conn, metadata, plan, tables, old_world_id, new_id=new_id, name=name
                     )
-                    _restore_chunks(
+                    keys = _restore_chunks(
                         conn, plan.chunks, snap, world_id, total_chunks, progress=progress
                     )
         except IntegrityError as exc:
@@ -770,6 +781,8 @@ def restore_world_snapshot(
                 f"target ({str(exc.orig).splitlines()[0] if exc.orig else exc}); restore with "
                 "new_id=True (--new-id) to make a copy with new ids"
             ) from None
+    if restored_keys is not None:
+        restored_keys.extend(keys)
     return world_id
 
 
@@ -796,7 +809,9 @@ def _restore_rows(
                 f"world {old_world_id} already exists on the target (named {existing!r}); "
                 "restore with new_id=True (--new-id) to make a copy"
             )
-    clash = conn.execute(select(worlds.c.id).where(worlds.c.name == world_name)).scalar_one_or_none()
+    clash = conn.execute(
+        select(worlds.c.id).where(worlds.c.name == world_name)
+    ).scalar_one_or_none()
     if clash is not None:
         raise SnapshotError(
             f"a world named {world_name!r} already exists on the target (id {clash}); "
@@ -876,11 +891,13 @@ def _restore_chunks(
     total: int,
     *,
     progress: Callable[[int, int], None] | None,
-) -> None:
+) -> list[tuple[int, int]]:
     batch: list[dict[str, Any]] = []
+    keys: list[tuple[int, int]] = []
     done = 0
     stmt = insert(chunks)
     for cx, cz, version, data, meta in snap.chunk_records():
+        keys.append((cx, cz))
         batch.append(
             {
                 "world_id": world_id,
@@ -905,6 +922,7 @@ def _restore_chunks(
         raise snap._fail(f"{CHUNKS_MEMBER} holds {done} chunks, the manifest says {total}")
     if progress is not None:
         progress(done, total)
+    return keys
 
 
 def snapshot_members(path: str | os.PathLike[str]) -> Sequence[str]:

@@ -300,7 +300,10 @@ def _chunk_batches(
         if position is not None:
             x, z = position
             q = q.where(or_(c.chunk_x > x, and_(c.chunk_x == x, c.chunk_z > z)))
-        rows = [dict(r) for r in conn.execute(q.order_by(c.chunk_x, c.chunk_z).limit(batch_size)).mappings()]
+        rows = [
+            dict(r)
+            for r in conn.execute(q.order_by(c.chunk_x, c.chunk_z).limit(batch_size)).mappings()
+        ]
         if not rows:
             return
         position = (rows[-1]["chunk_x"], rows[-1]["chunk_z"])

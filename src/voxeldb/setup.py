@@ -29,8 +29,8 @@ from voxeldb import _snapshot
 from voxeldb.errors import ValidationError
 
 if TYPE_CHECKING:
-    from voxeldb._sample import SampleReport
     from voxeldb._connect import Database
+    from voxeldb._sample import SampleReport
 
 __all__ = ["DatabaseSetup"]
 
@@ -155,7 +155,6 @@ class DatabaseSetup:
         from voxeldb.meta import Base
 
         self.create_tables()
-        world_id = _snapshot.restore_world_snapshot(
+        return _snapshot.restore_world_snapshot(
             self.engine, Base.metadata, path, new_id=new_id, name=name, progress=progress
         )
-        return world_id

@@ -41,7 +41,9 @@ def _reader(url: str, cache: str, prefix: str, world: str, pipe: Any) -> None:
             elif command == "region":
                 got = store.region(*args)
                 redis_hits = db.redis.stats()["hits"] if db.redis is not None else 0
-                pipe.send(({k: np.array(v) for k, v in got.items()}, db.lru.stats()["hits"], redis_hits))
+                pipe.send(
+                    ({k: np.array(v) for k, v in got.items()}, db.lru.stats()["hits"], redis_hits)
+                )
             elif command == "block":
                 pipe.send(store.get_block(*args))
 

@@ -39,7 +39,9 @@ def _worker(url: str, world: str, worker: int, mode: str, barrier: Any) -> None:
                     store.set_blocks([(16 + worker, i, 0, "stone"), (worker, i, 0, "stone")])
             else:
                 current = store.get(0, 0)
-                blocks = np.zeros((HEIGHT, 16, 16), np.uint16) if current is None else current.copy()
+                blocks = (
+                    np.zeros((HEIGHT, 16, 16), np.uint16) if current is None else current.copy()
+                )
                 blocks[i, 0, worker] = 1
                 time.sleep(0.002)  # the window in which another writer's edit gets overwritten
                 store.put(0, 0, blocks)

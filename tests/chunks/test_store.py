@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import text
 
 import voxeldb
+from tests._services import REDIS_TEST_URL, free_port
 from voxeldb import ChunkStore, Database
 from voxeldb.chunks import decode_chunk, encode_chunk
 from voxeldb.errors import ChunkFormatError, CoordinateError, NotFoundError, ValidationError
-from tests._services import REDIS_TEST_URL, free_port
 
 HEIGHT = 64
 MIN_Y = -16
@@ -315,7 +315,11 @@ def test_get_block_and_set_block(store: ChunkStore) -> None:
     assert store.get_block(-1, MIN_Y, -17) == log
     # Block (-1, y, -17) lives in chunk (-1, -2) at local (15, y - min_y, 15).
     blocks = store.get(-1, -2)
-    assert blocks is not None and blocks[0, 15, 15] != 0 and int(blocks.sum()) == int(blocks[0, 15, 15])
+    assert (
+        blocks is not None
+        and blocks[0, 15, 15] != 0
+        and int(blocks.sum()) == int(blocks[0, 15, 15])
+    )
     store.set_block(-1, MIN_Y, -17, "air")
     assert store.get_block(-1, MIN_Y, -17) == {"type": "air"}
     returned = store.get_block(5, 0, 5)
@@ -462,7 +466,9 @@ def test_unknown_or_malformed_world_ids(db: Database) -> None:
 
 
 def test_worlds_are_isolated(db: Database, store: ChunkStore) -> None:
-    other = db.chunks(db.create_world(f"other-{uuid.uuid4().hex[:6]}", {"height": HEIGHT, "min_y": MIN_Y}))
+    other = db.chunks(
+        db.create_world(f"other-{uuid.uuid4().hex[:6]}", {"height": HEIGHT, "min_y": MIN_Y})
+    )
     store.put(0, 0, chunk(1))
     other.put(0, 0, chunk(2))
     np.testing.assert_array_equal(store.get(0, 0), chunk(1))
@@ -481,7 +487,9 @@ def test_corrupt_stored_bytes_raise_chunk_format_error(
     if db.redis is not None:
         db.redis.discard_many(world.hex, [(0, 0)])
     with db.engine.begin() as conn:
-        conn.execute(text("UPDATE world_chunks SET data = :d, version = version + 1"), {"d": b"garbage"})
+        conn.execute(
+            text("UPDATE world_chunks SET data = :d, version = version + 1"), {"d": b"garbage"}
+        )
     with pytest.raises(ChunkFormatError, match=r"chunk \(0, 0\)"):
         store.get(0, 0)
 

@@ -352,3 +352,16 @@ def test_detached_chunk_edit_is_kept_in_memory_until_merged(
         assert stored is not None
         assert stored.get_block_at(3, 4, 5) == {"type": "glass"}
         assert stored.version == 2
+
+
+def test_chunk_of_the_wrong_height_is_reported(sessions: sessionmaker[Session]) -> None:
+    from voxeldb.errors import ChunkFormatError
+
+    with sessions() as s:
+        world = _chunk_world(s)  # 32 high
+        chunk = WorldChunk(
+            world=world, chunk_x=0, chunk_z=0, data=encode_chunk(np.zeros((16, 16, 16), np.uint16))
+        )
+        s.add(chunk)
+        with pytest.raises(ChunkFormatError, match="expected \\(32, 16, 16\\)"):
+            chunk.get_block_at(0, 0, 0)

@@ -54,47 +54,93 @@ def build_world(engine: Engine, name: str = "snapworld", size: int = 3) -> Built
         other = World(name=f"{name}-other", world_settings={"height": HEIGHT, "min_y": MIN_Y})
         s.add_all([world, other])
         s.flush()
-        hero = Character(user_id=alice.id, world_id=world.id, name="Hero", character_class="mage",
-                         stats={"int": 12}, position={"x": 1, "y": 40, "z": -3})
-        rogue = Character(user_id=bob.id, world_id=world.id, name="Rogue",
-                          character_class="rogue", position={"x": 5, "y": 41, "z": 2})
-        stranger = Character(user_id=bob.id, world_id=other.id, name="Stranger",
-                             character_class="bard")
+        hero = Character(
+            user_id=alice.id,
+            world_id=world.id,
+            name="Hero",
+            character_class="mage",
+            stats={"int": 12},
+            position={"x": 1, "y": 40, "z": -3},
+        )
+        rogue = Character(
+            user_id=bob.id,
+            world_id=world.id,
+            name="Rogue",
+            character_class="rogue",
+            position={"x": 5, "y": 41, "z": 2},
+        )
+        stranger = Character(
+            user_id=bob.id, world_id=other.id, name="Stranger", character_class="bard"
+        )
         s.add_all([hero, rogue, stranger])
         s.flush()
-        s.add_all([
-            InventoryItem(character_id=hero.id, item_name="staff", quantity=1, slot=0,
-                          item_data={"enchant": "fire"}),
-            InventoryItem(character_id=rogue.id, item_name="dagger", quantity=2),
-            InventoryItem(character_id=stranger.id, item_name="lute", quantity=1),
-            CharacterRelationship(character_id=hero.id, target_character_id=rogue.id,
-                                  relationship_type="friend", affinity=0.8),
-            # Crosses worlds: cannot travel with either world's snapshot.
-            CharacterRelationship(character_id=rogue.id, target_character_id=stranger.id,
-                                  relationship_type="rival", affinity=-0.2),
-        ])
-        story = Story(world_id=world.id, title="The Gate", story_type="quest",
-                      branching_data={"start": ["open", "leave"]},
-                      narrative_threads={"main": "The adventure begins..."})
+        s.add_all(
+            [
+                InventoryItem(
+                    character_id=hero.id,
+                    item_name="staff",
+                    quantity=1,
+                    slot=0,
+                    item_data={"enchant": "fire"},
+                ),
+                InventoryItem(character_id=rogue.id, item_name="dagger", quantity=2),
+                InventoryItem(character_id=stranger.id, item_name="lute", quantity=1),
+                CharacterRelationship(
+                    character_id=hero.id,
+                    target_character_id=rogue.id,
+                    relationship_type="friend",
+                    affinity=0.8,
+                ),
+                # Crosses worlds: cannot travel with either world's snapshot.
+                CharacterRelationship(
+                    character_id=rogue.id,
+                    target_character_id=stranger.id,
+                    relationship_type="rival",
+                    affinity=-0.2,
+                ),
+            ]
+        )
+        story = Story(
+            world_id=world.id,
+            title="The Gate",
+            story_type="quest",
+            branching_data={"start": ["open", "leave"]},
+            narrative_threads={"main": "The adventure begins..."},
+        )
         s.add(story)
         s.flush()
-        s.add_all([
-            StoryChoice(story_id=story.id, character_id=hero.id, choice_text="open",
-                        choice_order=1),
-            StoryChoice(story_id=story.id, character_id=stranger.id, choice_text="leave",
-                        choice_order=2),
-        ])
+        s.add_all(
+            [
+                StoryChoice(
+                    story_id=story.id, character_id=hero.id, choice_text="open", choice_order=1
+                ),
+                StoryChoice(
+                    story_id=story.id, character_id=stranger.id, choice_text="leave", choice_order=2
+                ),
+            ]
+        )
         agent = AIAgent(agent_name="weaver", agent_type="narrative", configuration={"k": 1})
         s.add(agent)
         s.flush()
-        s.add_all([
-            AIAgentActivity(agent_id=agent.id, world_id=world.id, activity_type="grow_forest",
-                            activity_data={"trees": 3}, results={"status": "completed"}),
-            AIAgentActivity(agent_id=agent.id, world_id=other.id, activity_type="flood"),
-            WorldEvolutionLog(world_id=world.id, agent_id=agent.id,
-                              evolution_type="grow_forest", changes_made={"trees": 3},
-                              impact_score=0.5),
-        ])
+        s.add_all(
+            [
+                AIAgentActivity(
+                    agent_id=agent.id,
+                    world_id=world.id,
+                    activity_type="grow_forest",
+                    activity_data={"trees": 3},
+                    results={"status": "completed"},
+                ),
+                AIAgentActivity(agent_id=agent.id, world_id=other.id, activity_type="flood"),
+                WorldEvolutionLog(
+                    world_id=world.id,
+                    agent_id=agent.id,
+                    evolution_type="grow_forest",
+                    changes_made={"trees": 3},
+                    impact_score=0.5,
+                ),
+            ]
+        )
         s.commit()
         world_id, other_id, user_ids = world.id, other.id, [alice.id, bob.id]
 
@@ -108,8 +154,16 @@ def build_world(engine: Engine, name: str = "snapworld", size: int = 3) -> Built
                 blocks = lut[generate_chunk(cx, cz, seed=7, height=HEIGHT, min_y=MIN_Y)]
                 data = encode_chunk(blocks)
                 chunk_bytes[(cx, cz)] = data
-                rows.append({"world_id": world_id, "chunk_x": cx, "chunk_z": cz, "data": data,
-                             "version": 3, "chunk_metadata": {"biome": "plains"} if cx == 0 else None})
+                rows.append(
+                    {
+                        "world_id": world_id,
+                        "chunk_x": cx,
+                        "chunk_z": cz,
+                        "data": data,
+                        "version": 3,
+                        "chunk_metadata": {"biome": "plains"} if cx == 0 else None,
+                    }
+                )
         conn.execute(WorldChunk.__table__.insert(), rows)
         conn.execute(
             WorldChunk.__table__.insert(),

@@ -8,6 +8,7 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -67,8 +68,12 @@ def test_snapshot_restores_byte_identical_on_the_other_backend(
     assert path == tmp_path / "w.vxsnap" and path.is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["w.vxsnap"]  # no temp file left behind
     manifest = read_manifest(path)
-    assert manifest["world"] == {"id": str(built.world_id), "name": "snapworld", "height": 64,
-                                 "min_y": 0}
+    assert manifest["world"] == {
+        "id": str(built.world_id),
+        "name": "snapworld",
+        "height": 64,
+        "min_y": 0,
+    }
     assert manifest["counts"]["world_chunks"] == 9
     assert manifest["counts"]["characters"] == 2
     assert manifest["counts"]["character_relationships"] == 1  # the cross-world one stays home
@@ -164,8 +169,9 @@ def snapshot_file(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         eng.dispose()
         setup = DatabaseSetup(url)
         with eng.connect() as conn:
-            wid = conn.execute(select(World.__table__.c.id).where(
-                World.__table__.c.name == "snapworld")).scalar_one()
+            wid = conn.execute(
+                select(World.__table__.c.id).where(World.__table__.c.name == "snapworld")
+            ).scalar_one()
         path = setup.create_world_snapshot(wid, tmp_path / "good.vxsnap")
         setup.close()
         yield path, url
@@ -207,7 +213,7 @@ def test_flipped_byte_is_a_clear_snapshot_error(
     raw[offset] ^= 0x5A
     bad = tmp_path / "bad.vxsnap"
     bad.write_bytes(bytes(raw))
-    with pytest.raises(SnapshotError, match="corrupt|not a") as info:
+    with pytest.raises(SnapshotError, match=r"corrupt|not a") as info:
         _restore_into_fresh(bad)
     assert str(bad) in str(info.value)
 
@@ -221,7 +227,7 @@ def test_truncated_file_is_a_clear_snapshot_error(
     n = int(len(raw) * keep) if keep < 1 else len(raw) - int(keep)
     bad = tmp_path / "short.vxsnap"
     bad.write_bytes(raw[:n])
-    with pytest.raises(SnapshotError, match="truncated|corrupt"):
+    with pytest.raises(SnapshotError, match=r"truncated|corrupt"):
         _restore_into_fresh(bad)
 
 
@@ -235,12 +241,13 @@ def test_missing_and_foreign_files_are_snapshot_errors(tmp_path: Path) -> None:
     foreign = tmp_path / "foreign.zip"
     with zipfile.ZipFile(foreign, "w") as zf:
         zf.writestr("readme.txt", "hi")
-    with pytest.raises(SnapshotError, match="no manifest.json"):
+    with pytest.raises(SnapshotError, match=r"no manifest\.json"):
         _restore_into_fresh(foreign)
     future = tmp_path / "future.zip"
     with zipfile.ZipFile(future, "w") as zf:
-        zf.writestr(MANIFEST, json.dumps({"format": "voxeldb-world-snapshot",
-                                          "format_version": 99}))
+        zf.writestr(
+            MANIFEST, json.dumps({"format": "voxeldb-world-snapshot", "format_version": 99})
+        )
     with pytest.raises(SnapshotError, match="format version 99"):
         _restore_into_fresh(future)
 
@@ -260,8 +267,9 @@ def test_crash_while_writing_leaves_no_file(
     try:
         eng = make_engine(url)
         with eng.connect() as conn:
-            wid = conn.execute(select(World.__table__.c.id).where(
-                World.__table__.c.name == "snapworld")).scalar_one()
+            wid = conn.execute(
+                select(World.__table__.c.id).where(World.__table__.c.name == "snapworld")
+            ).scalar_one()
         eng.dispose()
         monkeypatch.setattr(snap_mod.os, "fsync", boom)
         with pytest.raises(OSError, match="disk full"):
@@ -269,3 +277,38 @@ def test_crash_while_writing_leaves_no_file(
         assert os.listdir(target.parent) == []
     finally:
         setup.close()
+
+
+def test_restore_over_a_deleted_world_never_serves_its_cached_chunks(
+    database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    import numpy as np
+
+    monkeypatch.setenv("VOXELDB_REDIS_KEY_PREFIX", redis_prefix)
+    setup = DatabaseSetup(database_url, cache=redis_url)
+    try:
+        setup.create_tables()
+        db = setup.db
+        world_id = db.create_world("cached", {"height": 32, "min_y": 0})
+        store = db.chunks(world_id)
+        a = np.zeros((32, 16, 16), dtype=np.uint16)
+        a[0] = 1
+        store.put(0, 0, a)
+        path = setup.create_world_snapshot(world_id, tmp_path / "c.vxsnap")
+        # The chunk is recreated (its version may start again) and cached with other content.
+        store.delete(0, 0)
+        b = np.zeros((32, 16, 16), dtype=np.uint16)
+        b[:5] = 1
+        store.put(0, 0, b)
+        assert np.array_equal(store.get(0, 0), b)
+        with db.session() as s:
+            s.execute(World.__table__.delete().where(World.__table__.c.id == world_id))
+        assert setup.restore_world_snapshot(path) == world_id
+        assert np.array_equal(db.chunks(world_id).get(0, 0), a)
+    finally:
+        setup.close()
+    fresh = DatabaseSetup(database_url, cache=redis_url)
+    try:
+        assert np.array_equal(fresh.db.chunks(world_id).get(0, 0), a)
+    finally:
+        fresh.close()

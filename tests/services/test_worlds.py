@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import uuid
 from collections.abc import Iterator
 
@@ -160,3 +161,44 @@ def test_height_cannot_change_under_stored_chunks() -> None:
         services.update_world_settings(world.id, {"height": 64, "min_y": 0})
     services.update_world_settings(world.id, {"height": 32, "min_y": 0, "name": "ok"})
     assert services.get_world_settings(world.id)["name"] == "ok"
+
+
+def test_concurrent_set_block_loses_no_edit(database_url: str) -> None:
+    from tests.services import _workers
+
+    world = services.create_world("busy", {"height": 16, "min_y": 0})
+    ctx = multiprocessing.get_context("spawn")
+    rows = [0, 1, 2]
+    barrier = ctx.Barrier(len(rows))
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_workers.set_blocks,
+            args=(database_url, str(world.id), row, 8, barrier, out),
+        )
+        for row in rows
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(60)
+    assert all(kind == "ok" for kind, _ in results), results
+    chunk = services.get_chunk(world.id, 0, 0, 0)
+    assert chunk is not None
+    assert chunk.version == 8 * len(rows)
+    for row in rows:
+        for x in range(8):
+            assert chunk.get_block_at(x, 0, row) == {"type": f"block_{row}"}
+
+
+def test_settings_changed_in_a_callers_session(session_local: sessionmaker[Session]) -> None:
+    world = services.create_world("tx", {"mood": "calm"})
+    assert services.get_world_settings(world.id)["mood"] == "calm"
+    with session_local() as s:
+        services.update_world_settings(world.id, {"mood": "stormy"}, session=s)
+        assert services.get_world_settings(world.id, session=s)["mood"] == "stormy"
+        # Not committed yet: others still see (and may cache) the old settings.
+        assert services.get_world_settings(world.id)["mood"] == "calm"
+        s.commit()
+    assert services.get_world_settings(world.id)["mood"] == "stormy"

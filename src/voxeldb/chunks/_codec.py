@@ -56,10 +56,19 @@ _DTYPES: Final[dict[int, np.dtype[Any]]] = {2: np.dtype("<u2"), 4: np.dtype("<u4
 _MAX_P16: Final = 2046
 # Past this many (section, id) slots the encoder's id->index table is not worth allocating.
 _LUT_LIMIT: Final = 1 << 18
-# Palette size -> mode: searchsorted(_BOUNDS, p) picks the smallest width that holds p ids.
-_BOUNDS: Final = np.array((2, 4, 16, 256, _MAX_P16))
-_CODES16: Final = np.array((1, 2, 4, 8, MODE_PLAIN, MODE_PLAIN), dtype=np.uint8)
-_CODES32: Final = np.array((1, 2, 4, 8, 16, MODE_PLAIN), dtype=np.uint8)
+
+
+def _mode_table(max16: int) -> npt.NDArray[np.uint8]:
+    """Palette size (0..4096) -> section mode: the narrowest index width that holds it."""
+    p = np.arange(SECTION_BLOCKS + 1)
+    bounds = np.array((2, 4, 16, 256, max16))
+    return np.array((1, 2, 4, 8, 16, MODE_PLAIN), dtype=np.uint8)[np.searchsorted(bounds, p)]
+
+
+_CODES16: Final = _mode_table(256)  # uint16: a 16-bit palette never beats plain
+_CODES32: Final = _mode_table(_MAX_P16)
+_ONE32: Final = np.uint32(1)
+_ROW32: Final = (np.arange(MAX_HEIGHT // 16, dtype=np.uint16) << 5)[:, None]
 
 
 def _split_table(w: int) -> npt.NDArray[np.intp]:
@@ -135,31 +144,65 @@ def _pack(local: npt.NDArray[Any], w: int) -> npt.NDArray[Any]:
     return x.astype(np.uint8)
 
 
-def _local_indices(
-    nu: npt.NDArray[Any],
-    pal: npt.NDArray[Any],
-    pal_row: npt.NDArray[np.intp],
-    rank: npt.NDArray[np.intp],
-    p: npt.NDArray[np.intp],
-    maxval: int,
-) -> npt.NDArray[Any]:
-    """Each block's index in its own section's (sorted) palette."""
+class _Palettes(NamedTuple):
+    """The palettes of some sections (rows of ``nu``) and every block's index into its own."""
+
+    pal: npt.NDArray[Any]  # all palettes, row by row, each in increasing order
+    row: npt.NDArray[np.intp]  # the row each palette entry belongs to
+    rank: npt.NDArray[np.intp]  # each entry's index in its palette
+    p: npt.NDArray[np.intp]  # palette sizes
+    local: npt.NDArray[Any]  # (rows, 4096) indices
+
+
+def _palettes_small(nu: npt.NDArray[Any]) -> _Palettes:
+    """Ids below 32 (natural terrain): one bit per id, OR-ed over each section, beats sorting."""
     n = nu.shape[0]
+    masks = np.bitwise_or.reduce(np.left_shift(_ONE32, nu, dtype=np.uint32), axis=1)
+    present = np.unpackbits(
+        masks.astype("<u4").view(np.uint8).reshape(n, 4), axis=1, bitorder="little"
+    )
+    row, pal = np.nonzero(present)
+    # table[r, id] = index of id in section r's palette (where present).
+    table = np.cumsum(present, axis=1, dtype=np.uint8)
+    table -= 1
+    rank = table[row, pal].astype(np.intp)
+    p = np.bincount(row, minlength=n)
+    keys = np.bitwise_or(nu, _ROW32[:n])
+    return _Palettes(pal, row, rank, p, table.reshape(-1).take(keys, mode="wrap"))
+
+
+def _palettes_sorted(nu: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[np.intp]]:
+    """Distinct ids of each row (all rows' palettes concatenated) and the row of each."""
+    srt = np.sort(nu, axis=1)
+    first = np.empty(srt.shape, dtype=bool)
+    first[:, 0] = True
+    np.not_equal(srt[:, 1:], srt[:, :-1], out=first[:, 1:])
+    pos = np.flatnonzero(first)  # the first of each run of equal ids, row by row
+    return srt.reshape(-1).take(pos), pos >> 12
+
+
+def _index_sorted(
+    nu: npt.NDArray[Any], pal: npt.NDArray[Any], row: npt.NDArray[np.intp]
+) -> _Palettes:
+    n = nu.shape[0]
+    p = np.bincount(row, minlength=n)
+    starts = np.cumsum(p) - p
+    rank = np.arange(pal.size, dtype=np.intp) - starts[row]
     idt = np.uint8 if int(p.max()) <= 256 else np.uint16
-    k = maxval + 1
+    k = int(pal.max()) + 1
     if n * k <= _LUT_LIMIT:
         # One gather through a stacked per-section id->index table beats n searchsorted calls.
         kdt = np.uint16 if n * k <= 1 << 16 else np.uint32
         keys = np.add(nu, (np.arange(n, dtype=np.intp) * k).astype(kdt)[:, None], dtype=kdt)
         lut = np.zeros(n * k, dtype=idt)
-        lut[pal_row * k + pal] = rank
-        return lut.take(keys, mode="wrap")
-    # Big ids (uint32 worlds): a per-section binary search keeps memory bounded.
-    local = np.empty(nu.shape, dtype=idt)
-    starts = np.cumsum(p) - p
-    for r in range(n):
-        local[r] = np.searchsorted(pal[starts[r] : starts[r] + p[r]], nu[r])
-    return local
+        lut[row * k + pal] = rank
+        local = lut.take(keys, mode="wrap")
+    else:
+        # Big ids (uint32 worlds): a per-section binary search keeps memory bounded.
+        local = np.empty(nu.shape, dtype=idt)
+        for r in range(n):
+            local[r] = np.searchsorted(pal[starts[r] : starts[r] + p[r]], nu[r])
+    return _Palettes(pal, row, rank, p, local)
 
 
 def encode_chunk(blocks: npt.NDArray[Any]) -> bytes:
@@ -173,65 +216,65 @@ def encode_chunk(blocks: npt.NDArray[Any]) -> bytes:
     mn = a.min(axis=1)
     mx = a.max(axis=1)
     nur = np.flatnonzero(mn != mx)
+    n = nur.size
     modes = np.zeros(nsec, dtype=np.uint8)
     parts: list[Any] = []  # index data and plain sections, in layout order
     p16: npt.NDArray[np.intp] | None = None
-    if nur.size:
-        n = nur.size
-        nu = a.take(nur, axis=0)
-        srt = np.sort(nu, axis=1)
-        first = np.empty(srt.shape, dtype=bool)
-        first[:, 0] = True
-        np.not_equal(srt[:, 1:], srt[:, :-1], out=first[:, 1:])
-        pos = np.flatnonzero(first)  # the first of each run of equal ids, section by section
-        pal_row = pos >> 12
-        p = np.bincount(pal_row, minlength=n)
-        code = (_CODES32 if isz == 4 else _CODES16)[np.searchsorted(_BOUNDS, p)]
+    if not n:
+        padded = mn
+    else:
+        r0 = int(nur[0])
+        nu = a[r0 : r0 + n] if int(nur[-1]) - r0 + 1 == n else a.take(nur, axis=0)
+        codes = _CODES32 if isz == 4 else _CODES16
+        if int(mx[nur].max()) < 32:
+            pl = _palettes_small(nu)
+            code = codes.take(pl.p)
+            plain = None
+        else:
+            pal, row = _palettes_sorted(nu)
+            code = codes.take(np.bincount(row, minlength=n))
+            plain = code == MODE_PLAIN
+            if plain.any():
+                # Sections that stay plain need no index: drop them before indexing.
+                keep = ~plain
+                renumber = np.cumsum(keep) - 1
+                kept = keep[row]
+                pal, row = pal[kept], renumber[row[kept]]
+                pl = _index_sorted(nu[keep], pal, row) if keep.any() else None
+            else:
+                plain = None
+                pl = _index_sorted(nu, pal, row)
         modes[nur] = code
         plan = _plan(modes.tobytes(), isz)
-        mapped = code != MODE_PLAIN
-        all_mapped = bool(mapped.all())
-        pal = srt.reshape(-1).take(pos)
-        nu_m = nu
-        if not all_mapped:
-            nu_m = nu[mapped]
-            keep = mapped[pal_row]
-            # Renumber the kept sections' rows 0..m-1.
-            pal, pal_row = pal[keep], (np.cumsum(mapped) - 1)[pal_row[keep]]
-            p = p[mapped]
-        if nu_m.shape[0]:
-            starts = np.cumsum(p) - p
-            rank = np.arange(pal.size, dtype=np.intp) - starts[pal_row]
-            local = _local_indices(nu_m, pal, pal_row, rank, p, int(mx[nur][mapped].max()))
-            sec_m = nur[mapped] if not all_mapped else nur
+        slots = plan.fixed_slots
+        if pl is not None:
+            sec_m = nur if plain is None else nur[~plain]
             base = plan.base[sec_m]
             if plan.n16:
-                is16 = code[mapped] == 16
-                p16 = p[is16]
+                is16 = modes[sec_m] == 16
+                p16 = pl.p[is16]
                 base[is16] = plan.fixed_slots + np.cumsum(p16) - p16
-            slots = plan.fixed_slots + (int(p16.sum()) if p16 is not None else 0)
+                slots += int(p16.sum())
             padded = np.zeros(slots, dtype=dt)
-            padded[base[pal_row] + rank] = pal
-            # Row of each section in ``local``: mapped sections in section order.
+            padded[base[pl.row] + pl.rank] = pl.pal
+            # Row of each indexed section in ``pl.local``.
             inv = np.empty(nsec, dtype=np.intp)
             inv[sec_m] = np.arange(sec_m.size)
             for g in plan.groups:
                 if g.mode == 0 or g.mode == MODE_PLAIN:
                     continue
                 if g.start >= 0:
-                    r0 = int(inv[g.start])
-                    sel = local[r0 : r0 + g.rows.size]
+                    i0 = int(inv[g.start])
+                    sel = pl.local[i0 : i0 + g.rows.size]
                 else:
-                    sel = local.take(inv[g.rows], axis=0)
+                    sel = pl.local.take(inv[g.rows], axis=0)
                 parts.append(_pack(sel, g.mode))
-            if plan.groups[0].mode == 0:
-                padded[: plan.groups[0].rows.size] = mn[plan.groups[0].rows]
         else:
-            padded = mn[mn == mx]
-        if not all_mapped:
-            parts.append(nu[~mapped])
-    else:
-        padded = mn
+            padded = np.zeros(slots, dtype=dt)
+        if plan.groups[0].mode == 0:
+            padded[: plan.groups[0].rows.size] = mn[plan.groups[0].rows]
+        if plain is not None:
+            parts.append(nu[plain])
 
     table = modes.tobytes()
     table += bytes(_align4(nsec) - nsec)
@@ -268,9 +311,16 @@ def encode_chunk(blocks: npt.NDArray[Any]) -> bytes:
 
 
 class _Group(NamedTuple):
+    """Sections of one mode: where their palettes and data are, how to expand them."""
+
     mode: int
     rows: npt.NDArray[np.intp]
     start: int  # first section when ``rows`` is a contiguous run, else -1
+    pal_off: int  # first palette entry (16-bit and plain groups: after all fixed ones)
+    data_off: int  # first byte within the section data region
+    nbytes: int  # data bytes per section
+    row16: npt.NDArray[np.uint16]  # (n, 1): 256 * k, turning byte b of row k into a table row
+    wide: np.dtype[Any] | None  # one item holding the 8 // mode values of a byte, if any
 
 
 class _Plan(NamedTuple):
@@ -298,34 +348,41 @@ def _plan(modes: bytes, itemsize: int) -> _Plan:
         if not rows.size:
             continue
         rows.flags.writeable = False
-        contiguous = int(rows[-1]) - int(rows[0]) + 1 == rows.size
-        groups.append(_Group(mode, rows, int(rows[0]) if contiguous else -1))
+        n = rows.size
+        contiguous = int(rows[-1]) - int(rows[0]) + 1 == n
+        nbytes = _index_bytes(mode, itemsize) if mode else 0
+        per_bytes = (8 // mode) * itemsize if 0 < mode <= 8 else 0
+        groups.append(
+            _Group(
+                mode,
+                rows,
+                int(rows[0]) if contiguous else -1,
+                fixed,
+                data,
+                nbytes,
+                _ROW16[:n],
+                np.dtype(f"<u{per_bytes}") if per_bytes in (4, 8) else None,
+            )
+        )
         if mode <= 8:
-            base[rows] = fixed + (np.arange(rows.size) << mode)
-            fixed += rows.size << mode
+            base[rows] = fixed + (np.arange(n) << mode)
+            fixed += n << mode
         elif mode == 16:
-            n16 = rows.size
-        if mode:
-            data += rows.size * _index_bytes(mode, itemsize)
+            n16 = n
+        data += n * nbytes
     base.flags.writeable = False
     return _Plan(tuple(groups), n16, fixed, base, _align4(len(modes)) + 4 * n16, data)
 
 
 def _bytes_view(data: object) -> memoryview:
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise _err(f"encoded chunk must be bytes, bytearray or memoryview, got {type(data).__name__}")
+        raise _err(
+            f"encoded chunk must be bytes, bytearray or memoryview, got {type(data).__name__}"
+        )
     try:
-        mv = memoryview(data).cast("B")
+        return memoryview(data).cast("B")
     except TypeError as exc:
         raise _err(f"encoded chunk must be a contiguous byte buffer: {exc}") from None
-    return mv
-
-
-def _store(out: npt.NDArray[Any], g: _Group, vals: npt.NDArray[Any]) -> None:
-    if g.start >= 0:
-        out[g.start : g.start + g.rows.size] = vals
-    else:
-        out[g.rows] = vals
 
 
 def decode_chunk(data: bytes | bytearray | memoryview) -> npt.NDArray[Any]:
@@ -347,12 +404,12 @@ def decode_chunk(data: bytes | bytearray | memoryview) -> npt.NDArray[Any]:
         raise _err(
             f"unsupported chunk format version {version} (this voxeldb reads {FORMAT_VERSION})"
         )
-    if size - HEADER_SIZE < payload_size:
-        raise _err(
-            f"encoded chunk truncated: header declares {payload_size} payload bytes, "
-            f"{size - HEADER_SIZE} present"
-        )
-    if size - HEADER_SIZE > payload_size:
+    if size - HEADER_SIZE != payload_size:
+        if size - HEADER_SIZE < payload_size:
+            raise _err(
+                f"encoded chunk truncated: header declares {payload_size} payload bytes, "
+                f"{size - HEADER_SIZE} present"
+            )
         raise _err(
             f"encoded chunk has {size - HEADER_SIZE - payload_size} trailing bytes after its "
             "payload"
@@ -372,7 +429,6 @@ def decode_chunk(data: bytes | bytearray | memoryview) -> npt.NDArray[Any]:
             f"up to {MAX_HEIGHT}"
         )
     dt = _DTYPES[isz]
-    nsec = height // 16
     raw_size = height * 256 * isz
     plain = bool(flags & FLAG_PLAIN)
     if body_size > raw_size or (plain and body_size != raw_size):
@@ -404,19 +460,23 @@ def decode_chunk(data: bytes | bytearray | memoryview) -> npt.NDArray[Any]:
         body = payload
 
     if plain:
-        arr = np.frombuffer(body, dtype=dt)
+        out = np.frombuffer(body, dtype=dt)
         if not flags & FLAG_LZ4:
-            arr = arr.copy()  # never alias the caller's buffer
-        return arr.astype(dt.newbyteorder("="), copy=False).reshape(height, 16, 16)
-    return _decode_sections(body, body_size, nsec, dt).reshape(height, 16, 16)
+            out = out.copy()  # never alias the caller's buffer
+    else:
+        out = _decode_sections(body, body_size, height // 16, dt)
+    if not out.dtype.isnative:  # big-endian hosts only
+        out = out.astype(out.dtype.newbyteorder("="))
+    return out.reshape(height, 16, 16)
 
 
-def _decode_sections(body: Any, body_size: int, nsec: int, dt: np.dtype[Any]) -> npt.NDArray[Any]:
+def _decode_sections(
+    body: Any, body_size: int, nsec: int, dt: np.dtype[Any]
+) -> npt.NDArray[Any]:
     isz = dt.itemsize
     if body_size < nsec:
         raise _err(f"corrupt chunk: body of {body_size} bytes is shorter than its mode table")
-    buf = np.frombuffer(body, dtype=np.uint8)
-    plan = _plan(bytes(buf[:nsec]), isz)
+    plan = _plan(bytes(body[:nsec]), isz)
     slots = plan.fixed_slots
     p16 = None
     if plan.n16:
@@ -427,57 +487,54 @@ def _decode_sections(body: Any, body_size: int, nsec: int, dt: np.dtype[Any]) ->
         if int(p16.min()) < 1 or int(p16.max()) > 1 << 16:
             raise _err("corrupt chunk: 16-bit palette length out of range 1..65536")
         slots += int(p16.sum())
-    pal_off = plan.table_size
-    data_off = _align4(pal_off + slots * isz)
+    data_off = _align4(plan.table_size + slots * isz)
     if data_off + plan.data_size != body_size:
         raise _err(
             f"corrupt chunk: section table implies a body of {data_off + plan.data_size} "
             f"bytes, header says {body_size}"
         )
-    pal = np.frombuffer(body, dtype=dt, count=slots, offset=pal_off)
-    out = np.empty((nsec, SECTION_BLOCKS), dtype=dt.newbyteorder("="))
-    po = 0
-    do = data_off
+    buf = np.frombuffer(body, dtype=np.uint8)
+    pal = np.frombuffer(body, dtype=dt, count=slots, offset=plan.table_size)
+    out = np.empty((nsec, SECTION_BLOCKS), dtype=dt)
     for g in plan.groups:
-        n = g.rows.size
         mode = g.mode
+        n = g.rows.size
         if mode == 0:
-            _store(out, g, pal[:n, None])
-            po = n
-            continue
-        nbytes = _index_bytes(mode, isz)
-        if mode == MODE_PLAIN:
-            vals = np.frombuffer(body, dtype=dt, count=n * SECTION_BLOCKS, offset=do)
-            _store(out, g, vals.reshape(n, SECTION_BLOCKS))
+            vals = pal[:n, None]
+        elif mode <= 8:
+            # Byte b of the k-th section of the group is row 256 k + b of a stacked table
+            # holding the 8 // w values that byte expands to: one gather decodes the group.
+            do = data_off + g.data_off
+            idx = np.bitwise_or(buf[do : do + n * g.nbytes].reshape(n, g.nbytes), g.row16)
+            pals = pal[g.pal_off : g.pal_off + (n << mode)]
+            if mode == 8:
+                lut = pals
+            else:
+                lut = pals.reshape(n, 1 << mode).take(_SPLIT[mode], axis=1)
+                # Whole rows as one 4- or 8-byte item is numpy's fastest gather.
+                lut = lut.view(g.wide).reshape(-1) if g.wide else lut.reshape(n * 256, -1)
+            if g.start >= 0:
+                dst = out[g.start : g.start + n].view(lut.dtype).reshape(idx.shape + lut.shape[1:])
+                lut.take(idx, axis=0, out=dst, mode="wrap")
+                continue
+            vals = lut.take(idx, axis=0, mode="wrap").view(dt).reshape(n, SECTION_BLOCKS)
         elif mode == 16:
             assert p16 is not None
+            do = data_off + g.data_off
             idx = np.frombuffer(body, dtype="<u2", count=n * SECTION_BLOCKS, offset=do)
             idx = idx.reshape(n, SECTION_BLOCKS)
             over = idx.max(axis=1) >= p16
             if over.any():
                 sec = int(g.rows[np.flatnonzero(over)[0]])
                 raise _err(f"corrupt chunk: palette index out of range in section {sec}")
-            starts = np.cumsum(p16) - p16 + po
-            _store(out, g, pal.take(idx + starts[:, None], mode="wrap"))
+            starts = np.cumsum(p16) - p16 + g.pal_off
+            vals = pal.take(idx + starts[:, None], mode="wrap")
         else:
-            # Byte b of the k-th section of the group becomes row 256 * k + b of a stacked
-            # table holding the 8 // w values that byte expands to.
-            idx = np.bitwise_or(buf[do : do + n * nbytes].reshape(n, nbytes), _ROW16[:n])
-            pals = pal[po : po + (n << mode)].reshape(n, 1 << mode)
-            per = 8 // mode
-            if per == 1:
-                lut = pals.reshape(-1)
-            elif per * isz in (4, 8):
-                # Whole rows as one 4- or 8-byte item: numpy's fastest gather.
-                lut = pals.take(_SPLIT[mode], axis=1).view(f"<u{per * isz}").reshape(-1)
-            else:
-                lut = pals.take(_SPLIT[mode], axis=1).reshape(n * 256, per)
-            if g.start >= 0:
-                dst = out[g.start : g.start + n].view(lut.dtype).reshape(idx.shape + lut.shape[1:])
-                lut.take(idx, axis=0, out=dst, mode="wrap")
-            else:
-                vals = lut.take(idx, axis=0, mode="wrap")
-                out[g.rows] = vals.view(out.dtype).reshape(n, SECTION_BLOCKS)
-            po += n << mode
-        do += n * nbytes
+            do = data_off + g.data_off
+            vals = np.frombuffer(body, dtype=dt, count=n * SECTION_BLOCKS, offset=do)
+            vals = vals.reshape(n, SECTION_BLOCKS)
+        if g.start >= 0:
+            out[g.start : g.start + n] = vals
+        else:
+            out[g.rows] = vals
     return out

@@ -168,7 +168,6 @@ class _WorldMemo:
 
 _memo: dict[tuple[str, uuid.UUID], _WorldMemo] = {}
 _memo_lock = threading.Lock()
-_hooked_engines: set[int] = set()
 _PENDING = "voxeldb_block_states_pending"
 
 
@@ -214,10 +213,10 @@ def _on_end(conn: Connection, *_args: Any) -> None:
 
 def _hook(conn: Connection) -> None:
     root = _root_engine(conn.engine)
-    if id(root) in _hooked_engines:
+    if event.contains(root, "commit", _on_commit):
         return
     with _memo_lock:
-        if id(root) in _hooked_engines:
+        if event.contains(root, "commit", _on_commit):
             return
         event.listen(root, "commit", _on_commit)
         # A new transaction, a rollback or a rolled-back savepoint drops what was seen in
@@ -225,7 +224,6 @@ def _hook(conn: Connection) -> None:
         event.listen(root, "begin", _on_end)
         event.listen(root, "rollback", _on_end)
         event.listen(root, "rollback_savepoint", _on_end)
-        _hooked_engines.add(id(root))
 
 
 def _remember(

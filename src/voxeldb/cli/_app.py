@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
+import types
 from pathlib import Path
 from typing import Annotated, Any
 
 import click
 import typer
+from rich.progress import Progress
 from rich.table import Table
 
-from voxeldb.cli._common import Options, err, make_progress, open_db, options, out
+from voxeldb.cli._common import Options, err, open_db, options, out, progress_bar
 
 __all__ = ["app", "main", "run"]
 
@@ -146,7 +148,9 @@ def generate(
     ],
     seed: Annotated[
         int | None,
-        typer.Option("--seed", help="Terrain seed [default: the world's, else 0].", show_default=False),
+        typer.Option(
+            "--seed", help="Terrain seed [default: the world's, else 0].", show_default=False
+        ),
     ] = None,
     center: Annotated[
         tuple[int, int],
@@ -170,7 +174,7 @@ def generate(
         ref, created = ensure_world(db, world, seed=seed, height=height, min_y=min_y)
         if created:
             err.print(f"Created world {ref.name!r} ({ref.id}).")
-        with make_progress("chunks") as progress:
+        with progress_bar("chunks") as progress:
             task = progress.add_task(f"Generating {ref.name}", total=side * side)
             written, seconds = generate_terrain(
                 db,
@@ -211,7 +215,7 @@ def snapshot_create(
     opts = options(ctx)
     with DatabaseSetup(opts.database_url, cache=opts.redis_url) as db_setup:
         ref = resolve_world(db_setup.db, world)
-        with make_progress("chunks") as progress:
+        with progress_bar("chunks") as progress:
             task = progress.add_task(f"Snapshot of {ref.name}", total=None)
             path = db_setup.create_world_snapshot(
                 ref.id, output, progress=lambda n: progress.update(task, completed=n)
@@ -244,18 +248,20 @@ def snapshot_restore(
 
     manifest = read_manifest(file)
     opts = options(ctx)
-    with DatabaseSetup(opts.database_url, cache=opts.redis_url) as db_setup:
-        with make_progress("chunks") as progress:
-            task = progress.add_task(
-                f"Restoring {manifest['world']['name']}",
-                total=int(manifest["counts"].get("world_chunks", 0)),
-            )
-            world_id = db_setup.restore_world_snapshot(
-                file,
-                new_id=new_id,
-                name=as_name,
-                progress=lambda done, total: progress.update(task, completed=done),
-            )
+    with (
+        DatabaseSetup(opts.database_url, cache=opts.redis_url) as db_setup,
+        progress_bar("chunks") as progress,
+    ):
+        task = progress.add_task(
+            f"Restoring {manifest['world']['name']}",
+            total=int(manifest["counts"].get("world_chunks", 0)),
+        )
+        world_id = db_setup.restore_world_snapshot(
+            file,
+            new_id=new_id,
+            name=as_name,
+            progress=lambda done, total: progress.update(task, completed=done),
+        )
     name = as_name or manifest["world"]["name"]
     out.print(f"Restored world {name!r} as {world_id} from {file}.")
 
@@ -264,8 +270,8 @@ def snapshot_restore(
 
 
 class _RichTransferProgress:
-    def __init__(self) -> None:
-        self.progress = make_progress("rows")
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
         self.tasks: dict[str, Any] = {}
 
     def table_started(self, table: str, total: int, done: int) -> None:
@@ -301,8 +307,8 @@ def migrate(
     src = make_engine(source)
     dst = make_engine(target)
     try:
-        watcher = _RichTransferProgress()
-        with watcher.progress:
+        with progress_bar("rows") as bar:
+            watcher = _RichTransferProgress(bar)
             report = transfer_database(src, dst, Base.metadata, resume=resume, progress=watcher)
     finally:
         src.dispose()
@@ -417,9 +423,10 @@ def map_command(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="The PNG file to write.", show_default=False)
     ],
-    center: Annotated[
-        tuple[int, int], typer.Option("--center", help="Centre chunk CX CZ.")
-    ] = (0, 0),
+    center: Annotated[tuple[int, int], typer.Option("--center", help="Centre chunk CX CZ.")] = (
+        0,
+        0,
+    ),
     radius: Annotated[
         int, typer.Option("--radius", "-r", min=0, max=512, help="Chunks around the centre.")
     ] = 16,
@@ -432,7 +439,7 @@ def map_command(
     with open_db(ctx) as db:
         ref = resolve_world(db, world)
         side = 2 * radius + 1
-        with make_progress("chunks") as progress:
+        with progress_bar("chunks") as progress:
             task = progress.add_task(f"Mapping {ref.name}", total=side * side)
             info = render_map(
                 db,
@@ -466,16 +473,42 @@ def _click_errors() -> tuple[type[Exception], type[Exception], type[Exception], 
 
     Newer typer vendors click as ``typer._click``; older ones use click itself.
     """
+    vendored: types.ModuleType
     try:
         from typer._click import exceptions as vendored
     except ImportError:  # pragma: no cover - typer on plain click
-        vendored = click.exceptions  # type: ignore[assignment]
+        vendored = click.exceptions
     return (
         vendored.ClickException,
         vendored.UsageError,
         getattr(vendored, "NoArgsIsHelpError", vendored.UsageError),
         getattr(typer, "Abort", click.Abort),
     )
+
+
+_GLOBAL_OPTIONS = ("--database-url", "--redis-url")
+
+
+def _hoist_global_options(argv: list[str]) -> list[str]:
+    """Move ``--database-url``/``--redis-url`` to the front: they work after the command too."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            rest.extend(argv[i:])
+            break
+        if token in _GLOBAL_OPTIONS and i + 1 < len(argv):
+            front.extend(argv[i : i + 2])
+            i += 2
+            continue
+        if token.startswith(tuple(f"{o}=" for o in _GLOBAL_OPTIONS)):
+            front.append(token)
+        else:
+            rest.append(token)
+        i += 1
+    return front + rest
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -486,7 +519,8 @@ def run(argv: list[str] | None = None) -> int:
 
     click_error, usage_error, no_args, abort = _click_errors()
     try:
-        rv = app(args=argv, prog_name="voxeldb", standalone_mode=False)
+        args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+        rv = app(args=args, prog_name="voxeldb", standalone_mode=False)
     except no_args as exc:
         ctx = getattr(exc, "ctx", None)
         out.print(ctx.get_help() if ctx is not None else "", markup=False)

@@ -24,7 +24,16 @@ from rich.text import Text
 if TYPE_CHECKING:
     from voxeldb._connect import Database
 
-__all__ = ["Options", "RateColumn", "err", "make_progress", "open_db", "options", "out"]
+__all__ = [
+    "Options",
+    "RateColumn",
+    "err",
+    "make_progress",
+    "open_db",
+    "options",
+    "out",
+    "progress_bar",
+]
 
 out = Console(highlight=False, soft_wrap=True)
 """Results go to stdout."""
@@ -70,6 +79,24 @@ class RateColumn(ProgressColumn):
         if speed is None:
             return Text(f"- {self.unit}/s", style="progress.data.speed")
         return Text(f"{speed:,.0f} {self.unit}/s", style="progress.data.speed")
+
+
+@contextlib.contextmanager
+def progress_bar(unit: str) -> Iterator[Progress]:
+    """A progress bar on stderr that vanishes when the command fails (the error stays one line)."""
+    progress = make_progress(unit)
+    progress.start()
+    try:
+        yield progress
+    except BaseException:
+        progress.live.transient = True
+        err.quiet = True
+        try:
+            progress.stop()
+        finally:
+            err.quiet = False
+        raise
+    progress.stop()
 
 
 def make_progress(unit: str) -> Progress:

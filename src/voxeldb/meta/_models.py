@@ -35,7 +35,7 @@ from sqlalchemy.orm import (
     relationship,
 )
 
-from voxeldb.errors import CoordinateError
+from voxeldb.errors import ChunkFormatError, CoordinateError
 from voxeldb.meta._base import Base, JSONType, TimestampMixin, utcnow
 from voxeldb.meta._passwords import check_password_hash, hash_password
 
@@ -223,7 +223,13 @@ class WorldChunk(Base):
 
         if self.data is None:
             return np.zeros((height, 16, 16), dtype=np.uint16)
-        return decode_chunk(self.data)
+        blocks = decode_chunk(self.data)
+        if blocks.shape != (height, 16, 16):
+            raise ChunkFormatError(
+                f"chunk ({self.chunk_x}, {self.chunk_z}) holds an array of shape {blocks.shape}, "
+                f"but its world is {height} blocks high: expected ({height}, 16, 16)"
+            )
+        return blocks
 
     def get_block_at(self, local_x: int, y: int, local_z: int) -> dict[str, Any]:
         """The state of the block at chunk-local ``(local_x, local_z)`` and world ``y``."""

@@ -6,7 +6,8 @@ import copy
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -83,7 +84,10 @@ def update_world_settings(
         world.world_settings = new
         world.version = (world.version or 0) + 1
         get_cache().invalidate(wid)
-    # Once more after the commit: a reader between the two may have cached the old value.
+        if session is not None:
+            # The caller commits later: drop what a reader may have cached until then.
+            event.listen(s, "after_commit", lambda _s: get_cache().invalidate(wid), once=True)
+    # Once more after our commit: a reader between the two may have cached the old value.
     get_cache().invalidate(wid)
     return world
 
@@ -99,7 +103,9 @@ def get_world_settings(world_id: Any, *, session: Session | None = None) -> dict
         settings = s.scalar(select(World.world_settings).where(World.id == wid))
     if settings is None:
         raise UnknownIdError(f"world_id: no world {wid}", field="world_id")
-    cache.put(wid, settings)
+    if session is None:
+        # A caller's session may see its own uncommitted settings: those are not cached.
+        cache.put(wid, settings)
     return copy.deepcopy(settings)
 
 
@@ -145,7 +151,8 @@ def set_block(
             with session_scope(None, write=True) as s:
                 chunk = _set_block(s, wid, cx, cz, lx, by, lz, block_data)
             return chunk
-        except StaleDataError:
+        except (StaleDataError, IntegrityError):
+            # Another writer changed the chunk (version) or created it first (primary key).
             continue
     raise ConcurrencyError(
         f"set_block: chunk ({cx}, {cz}) kept changing under us ({_SET_BLOCK_ATTEMPTS} tries)"

@@ -1,0 +1,66 @@
+"""The map renderer: vectorized top-block search and the picture it makes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import voxeldb
+from voxeldb._map import BACKGROUND, BLOCK_COLORS, VOID, color_for, render_map, top_blocks
+from voxeldb._sample import ensure_world
+
+
+def test_top_blocks_matches_a_plain_loop() -> None:
+    rng = np.random.default_rng(1)
+    stack = rng.integers(0, 5, size=(3, 32, 16, 16), dtype=np.uint16)
+    stack[rng.random(stack.shape) < 0.7] = 0  # mostly air, some columns all air
+    stack[1, :, 3, 4] = 0
+    y_index, ids = top_blocks(stack)
+    for n in range(3):
+        for z in range(16):
+            for x in range(16):
+                column = stack[n, :, z, x]
+                solid = np.nonzero(column)[0]
+                if len(solid) == 0:
+                    assert y_index[n, z, x] == -1 and ids[n, z, x] == 0
+                else:
+                    assert y_index[n, z, x] == solid[-1]
+                    assert ids[n, z, x] == column[solid[-1]]
+    assert y_index[1, 3, 4] == -1
+
+
+def test_colors_by_type_with_stable_fallback() -> None:
+    assert color_for({"type": "water"}) == BLOCK_COLORS["water"]
+    assert color_for({"type": "dark_oak_leaves", "persistent": True}) == (59, 122, 32)
+    odd = color_for({"type": "moon_cheese"})
+    assert odd == color_for({"type": "moon_cheese"}) and all(64 <= c < 192 for c in odd)
+
+
+def test_render_map_draws_top_blocks_void_and_absent(database_url: str, tmp_path: Path) -> None:
+    with voxeldb.connect(database_url, cache="memory") as db:
+        db.create_schema()
+        world, created = ensure_world(db, "painted", height=32, min_y=0)
+        assert created
+        store = db.chunks(world.id)
+        lava = np.zeros((32, 16, 16), dtype=np.uint16)
+        store.set_block(0, 0, 0, "stone")  # registers stone (1) in chunk (0, 0)
+        chunk = np.zeros((32, 16, 16), dtype=np.uint16)
+        chunk[:10] = store.get(0, 0)[0, 0, 0]  # stone up to y = 9 everywhere
+        store.set_block(16, 0, 0, "lava")
+        lava_id = int(store.get(1, 0)[0, 0, 0])
+        lava[:3] = lava_id
+        lava[:, 0, 0] = 0  # one all-air column
+        store.put_many([(0, 0, chunk), (1, 0, lava)])
+        out = tmp_path / "m.png"
+        info = render_map(db, world, out, center=(0, 0), radius=1)
+    assert (info.width, info.height, info.chunks_present, info.chunks_total) == (48, 48, 2, 9)
+    image = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    # Pixel (px, pz) = block (x, z) + 16: chunk (0, 0) at [16:32, 16:32], (1, 0) at [16:32, 32:48].
+    assert tuple(image[0, 0]) == BACKGROUND
+    assert tuple(image[16, 32]) == VOID
+    stone, lava_px = image[20, 20], image[20, 40]
+    assert abs(stone - np.array(BLOCK_COLORS["stone"])).max() < 80
+    assert lava_px[0] > lava_px[2] + 60  # lava is orange-red
+    assert not np.array_equal(stone, lava_px)
