@@ -151,7 +151,9 @@ def _ratio_table(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     tr = request.config.pluginmanager.get_plugin("terminalreporter")
     lines = ["", "codec ratios against lz4.block on the raw array (same run, medians):"]
-    lines.append(f"  {'case':8} {'op':7} {'codec':20} {'median':>10} {'time x':>8} {'bytes':>9} {'size x':>7}")
+    lines.append(
+        f"  {'case':8} {'op':7} {'codec':20} {'median':>10} {'time x':>8} {'bytes':>9} {'size x':>7}"
+    )
     for (case, op), rows in sorted(_RESULTS.items()):
         base_t, base_n = rows.get("lz4.block-raw", (float("nan"), 0))
         for codec, (t, n) in rows.items():

@@ -101,7 +101,7 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
     ratio("region with 10^5 stored / with 10^3 stored (want <= 1.3)", "region_big", "region_small")
     writer = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if writer is None:
+    if writer is None or not lines:
         return
     # Teardown output is captured like a test's: step around the capture to reach the terminal.
     with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():

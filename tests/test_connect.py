@@ -66,6 +66,8 @@ def test_cache_argument(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         assert db.lru.max_bytes == 12345
     with pytest.raises(ConfigurationError, match="Redis URL"):
         voxeldb.connect(url, cache="mem")
+    with pytest.raises(ConfigurationError, match="Redis URL"):
+        voxeldb.connect(url, cache="redis://:::bad")
     with pytest.raises(ConfigurationError, match="unsupported database"):
         voxeldb.connect("mysql://u@h/db")
 

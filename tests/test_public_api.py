@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 
 import voxeldb
 import voxeldb.chunks
@@ -11,7 +12,7 @@ import voxeldb.errors
 
 def test_voxeldb_exports() -> None:
     assert set(voxeldb.__all__) == {"ChunkStore", "Database", "__version__", "connect", "errors"}
-    assert voxeldb.errors is voxeldb.errors
+    assert voxeldb.errors is sys.modules["voxeldb.errors"]
     assert isinstance(voxeldb.__version__, str) and voxeldb.__version__[0].isdigit()
     params = inspect.signature(voxeldb.connect).parameters
     assert list(params) == ["url", "cache"]

@@ -60,14 +60,18 @@ class Database:
         self.lru = ChunkLRU(self.settings.cache_bytes)
         self.redis: RedisChunkCache | None = None
         if redis_url is not None:
-            self.redis = RedisChunkCache(
-                redis_url,
-                prefix=f"{self.settings.redis_key_prefix}:{_database_tag(self.engine.url)}",
-                mode=self.settings.redis_mode,
-                ttl_seconds=self.settings.redis_ttl_seconds,
-                timeout_seconds=self.settings.redis_timeout_seconds,
-                retry_seconds=self.settings.redis_retry_seconds,
-            )
+            try:
+                self.redis = RedisChunkCache(
+                    redis_url,
+                    prefix=f"{self.settings.redis_key_prefix}:{_database_tag(self.engine.url)}",
+                    mode=self.settings.redis_mode,
+                    ttl_seconds=self.settings.redis_ttl_seconds,
+                    timeout_seconds=self.settings.redis_timeout_seconds,
+                    retry_seconds=self.settings.redis_retry_seconds,
+                )
+            except BaseException:
+                self.engine.dispose()
+                raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._closed = False
 

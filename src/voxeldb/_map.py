@@ -10,6 +10,7 @@ little hill shading from the slope towards the north. Absent chunks are a neutra
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,18 +20,28 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from voxeldb.errors import NotFoundError, ValidationError
+from voxeldb.errors import ValidationError
 
 if TYPE_CHECKING:
     from voxeldb._connect import Database
     from voxeldb._sample import WorldRef
 
-__all__ = ["BACKGROUND", "BLOCK_COLORS", "MapInfo", "color_for", "render_map", "top_blocks"]
+__all__ = [
+    "BACKGROUND",
+    "BLOCK_COLORS",
+    "LIQUIDS",
+    "MapInfo",
+    "color_for",
+    "render_map",
+    "top_blocks",
+]
 
 BACKGROUND = (40, 40, 46)
 """Where no chunk is stored."""
 VOID = (8, 8, 12)
 """A stored column that is all air."""
+LIQUIDS = frozenset({"water", "lava"})
+"""Block types drawn by depth rather than height."""
 _STRIP_CHUNKS = 64
 """Chunks decoded per batch: 64 chunks of 384 blocks are ~12 MiB as uint16."""
 
@@ -145,8 +156,13 @@ def render_map(
     size = side * 16
     heights = np.full((size, size), -1, dtype=np.int32)
     ids = np.zeros((size, size), dtype=np.uint32)
+    depths = np.zeros((size, size), dtype=np.int32)
     present = np.zeros((side, side), dtype=bool)
 
+    registry = _registry(db, world)
+    liquids = np.array(
+        sorted(i for i, st in registry.items() if st.get("type") in LIQUIDS), dtype=np.uint32
+    )
     store = db.chunks(world.id)
     rows_per_strip = max(1, _STRIP_CHUNKS // side)
     for row0 in range(0, side, rows_per_strip):
@@ -157,15 +173,17 @@ def render_map(
             dtype = np.result_type(*(found[k].dtype for k in keys))
             stack = np.stack([found[k] for k in keys]).astype(dtype, copy=False)
             y_index, top = top_blocks(stack)
+            depth = _liquid_depth(stack, y_index, top, liquids)
             for i, (cx, cz) in enumerate(keys):
                 px, pz = (cx - cx0) * 16, (cz - cz0) * 16
                 heights[pz : pz + 16, px : px + 16] = y_index[i]
                 ids[pz : pz + 16, px : px + 16] = top[i]
+                depths[pz : pz + 16, px : px + 16] = depth[i]
                 present[cz - cz0, cx - cx0] = True
         if progress is not None:
             progress((row1 - row0 + 1) * side)
 
-    rgb = _colorize(db, world, heights, ids, present)
+    rgb = _colorize(registry, heights, ids, depths, present)
     image = Image.fromarray(rgb, "RGB")
     if grid and side > 1:
         draw = ImageDraw.Draw(image)
@@ -176,29 +194,55 @@ def render_map(
     return MapInfo(target, size, size, int(present.sum()), side * side)
 
 
+def _registry(db: Database, world: WorldRef) -> dict[int, dict[str, Any]]:
+    """The world's whole block-state registry (small: one row per distinct state)."""
+    from sqlalchemy import select
+
+    from voxeldb.chunks._registry import block_states_table as bt
+
+    with db.engine.connect() as conn:
+        rows = conn.execute(select(bt.c.state_id, bt.c.state).where(bt.c.world_id == world.id))
+        registry = {int(i): (json.loads(st) if isinstance(st, str) else dict(st)) for i, st in rows}
+    registry[0] = {"type": "air"}
+    return registry
+
+
+def _liquid_depth(
+    stack: npt.NDArray[Any],
+    y_index: npt.NDArray[np.int32],
+    top: npt.NDArray[np.uint32],
+    liquids: npt.NDArray[np.uint32],
+) -> npt.NDArray[np.int32]:
+    """Blocks of liquid above the floor, for columns whose top block is a liquid; else 0."""
+    if len(liquids) == 0:
+        return np.zeros(top.shape, dtype=np.int32)
+    wet = np.isin(top, liquids)
+    if not wet.any():
+        return np.zeros(top.shape, dtype=np.int32)
+    height = stack.shape[1]
+    floor_from_top = ((stack != 0) & ~np.isin(stack, liquids))[:, ::-1]
+    first = floor_from_top.argmax(axis=1)
+    has_floor = np.take_along_axis(floor_from_top, first[:, None], axis=1)[:, 0]
+    floor_y = np.where(has_floor, height - 1 - first, -1)
+    return np.where(wet, y_index - floor_y, 0).astype(np.int32)
+
+
 def _colorize(
-    db: Database,
-    world: WorldRef,
+    registry: dict[int, dict[str, Any]],
     heights: npt.NDArray[np.int32],
     ids: npt.NDArray[np.uint32],
+    depths: npt.NDArray[np.int32],
     present: npt.NDArray[np.bool_],
 ) -> npt.NDArray[np.uint8]:
-    from voxeldb.chunks._registry import lookup_states
-
     unique, inverse = np.unique(ids, return_inverse=True)
-    wanted = [int(u) for u in unique]
-    with db.engine.connect() as conn:
-        try:
-            states = lookup_states(conn, world.id, wanted)
-        except NotFoundError:
-            # Ids written without being registered: still drawn, in a colour of their own.
-            states = {}
-            for state_id in wanted:
-                try:
-                    states.update(lookup_states(conn, world.id, [state_id]))
-                except NotFoundError:
-                    states[state_id] = {"type": f"#unregistered-{state_id}"}
-    palette = np.array([color_for(states[int(u)]) for u in unique], dtype=np.float32)
+    palette = np.array(
+        [
+            # An id written without being registered is still drawn, in a colour of its own.
+            color_for(registry.get(int(u), {"type": f"#unregistered-{int(u)}"}))
+            for u in unique
+        ],
+        dtype=np.float32,
+    )
     rgb = palette[inverse.reshape(ids.shape)]
 
     solid = heights >= 0
@@ -211,6 +255,9 @@ def _colorize(
         north = np.vstack([heights[:1], heights[:-1]])
         slope = np.where(solid & (north >= 0), heights - north, 0)
         shade *= 1.0 + np.clip(slope, -3, 3) * 0.06
+        # Liquids are flat: their shade says how deep they are instead.
+        wet = depths > 0
+        shade = np.where(wet, 1.15 - 0.6 * np.clip(depths / 24.0, 0.0, 1.0), shade)
         rgb *= shade[..., None]
     rgb[~solid] = VOID
     block_present = np.kron(present, np.ones((16, 16), dtype=bool)).astype(bool)

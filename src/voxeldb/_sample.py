@@ -263,7 +263,7 @@ def create_sample_data(db: Database, *, size: int = 16, seed: int = 42) -> Sampl
     and relationships, a branching story with choices, AI agents with activities and
     evolution-log entries. Skipped (``skipped=True``) when the sample world exists already."""
     from voxeldb import services
-    from voxeldb.meta import AIAgent, CharacterRelationship, Story, User
+    from voxeldb.meta import AIAgent, CharacterRelationship, Story, User, WorldChunk
 
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 256:
         raise ValidationError(f"size must be from 1 to 256 chunks, got {size!r}", field="size")
@@ -273,7 +273,17 @@ def create_sample_data(db: Database, *, size: int = 16, seed: int = 42) -> Sampl
     except NotFoundError:
         pass
     else:
-        return SampleReport(existing.id, existing.name, skipped=True)
+        report = SampleReport(existing.id, existing.name, skipped=True)
+        half = size // 2
+        rect = (-half, -half, size - half - 1, size - half - 1)
+        with db.engine.connect() as conn:
+            has_chunks = conn.execute(
+                select(WorldChunk.chunk_x).where(WorldChunk.world_id == existing.id).limit(1)
+            ).first()
+        if has_chunks is None:
+            # A run interrupted between the rows and the terrain: finish the terrain.
+            report.chunks, _ = generate_terrain(db, existing, rect=rect, seed=seed)
+        return report
 
     report_users: list[str] = []
     passwords: dict[str, str] = {}

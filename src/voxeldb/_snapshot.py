@@ -87,9 +87,15 @@ _CHUNK_MAGIC = b"VXCHUNKS"
 _RECORD = struct.Struct("<iiqII")
 _BATCH = 256
 _IN_LIST = 500
-# Columns that never leave the database: on restore they get the value the factory makes.
-_REDACTED: dict[str, dict[str, Callable[[], Any]]] = {
-    "users": {"password_hash": lambda: _locked_password_hash()},
+# Columns that never leave the database. On restore they get the value the factory makes,
+# or the database default (None): a restored user is locked and has no login history.
+_REDACTED: dict[str, dict[str, Callable[[], Any] | None]] = {
+    "users": {
+        "password_hash": lambda: _locked_password_hash(),
+        "password_changed_at": None,
+        "last_login_at": None,
+        "auth_epoch": None,
+    },
 }
 _MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
@@ -800,6 +806,9 @@ def _restore_rows(
     wpayload = tables["worlds"]
     world_values = dict(zip(wpayload["columns"], wpayload["rows"][0], strict=True))
     world_name = name if name is not None else str(world_values["name"])
+    limit = getattr(worlds.c.name.type, "length", None)
+    if limit is not None and len(world_name) > limit:
+        raise SnapshotError(f"world name {world_name[:40]!r}... is longer than {limit} characters")
     if not new_id:
         existing = conn.execute(
             select(worlds.c.name).where(worlds.c.id == old_world_id)
@@ -855,7 +864,8 @@ def _restore_rows(
                     ]
                 continue
             for col, factory in _REDACTED.get(ref.name, {}).items():
-                values.setdefault(col, factory())
+                if factory is not None:
+                    values.setdefault(col, factory())
             conn.execute(insert(ref), [values])
 
     for table in plan.owned:

@@ -151,9 +151,7 @@ def test_golden_set_covers_every_section_mode_and_flag() -> None:
 # ------------------------------------------------------------------------- round trips
 
 
-def test_terrain_round_trip_and_size(
-    terrain: npt.NDArray[np.uint16], terrain_bytes: bytes
-) -> None:
+def test_terrain_round_trip_and_size(terrain: npt.NDArray[np.uint16], terrain_bytes: bytes) -> None:
     assert_same(decode_chunk(terrain_bytes), terrain)
     # Far below lz4 on the raw array, which is itself ~40x below the raw array.
     raw_lz4 = lz4.block.compress(terrain.tobytes(), store_size=False)
@@ -232,6 +230,46 @@ def test_mixed_modes_in_any_order() -> None:
     ]
     a = np.concatenate(secs)
     assert_same(decode_chunk(encode_chunk(a)), a)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
+def test_small_ids_every_width_in_scattered_groups(dtype: type) -> None:
+    """Ids below 32 take the encoder's bit-mask path; it must agree with the general one."""
+    secs = [
+        section_with([0, 31], dtype, 1),  # 1-bit
+        np.full((16, 16, 16), 31, dtype),
+        section_with(np.arange(20, 32), dtype, 2),  # 4-bit
+        section_with([3, 4, 5], dtype, 3),  # 2-bit
+        section_with(np.arange(0, 32), dtype, 4),  # 8-bit
+        section_with([7, 9], dtype, 5),
+        np.zeros((16, 16, 16), dtype),
+        section_with(np.arange(1, 18), dtype, 6),  # 8-bit
+        section_with([30, 1, 2, 28], dtype, 7),
+    ]
+    a = np.concatenate(secs)
+    data = encode_chunk(a)
+    assert_same(decode_chunk(data), a)
+    assert list(parse(data).body[: len(secs)]) == [1, 0, 4, 2, 8, 1, 0, 8, 2]
+    # The same sections with one id >= 32 elsewhere go through the sorting path: same bytes
+    # for the sections themselves (same modes, palettes and indices).
+    b = np.concatenate([*secs, section_with([0, 1000], dtype, 8)])
+    body_b = parse(encode_chunk(b)).body
+    assert list(body_b[: len(secs)]) == [1, 0, 4, 2, 8, 1, 0, 8, 2]
+    assert_same(decode_chunk(encode_chunk(b)), b)
+    assert_same(decode_chunk(encode_chunk(a[:, :, ::-1])), a[:, :, ::-1])
+
+
+def test_threads_share_the_codec_safely() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    arrays = [generate_chunk(i, -i, seed=i, height=128) for i in range(8)]
+    arrays += [a.astype(np.uint32) * 70_001 for a in arrays[:4]]
+
+    def round_trip(a: npt.NDArray[np.generic]) -> bool:
+        return all(np.array_equal(decode_chunk(encode_chunk(a)), a) for _ in range(20))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(round_trip, arrays))
 
 
 def test_non_contiguous_and_foreign_byte_order_inputs(terrain: npt.NDArray[np.uint16]) -> None:
@@ -343,7 +381,7 @@ def test_every_truncation_raises(name: str) -> None:
     data = (GOLDEN / f"{name}.bin").read_bytes()
     step = max(1, len(data) // 3000)  # every prefix of the small ones, a dense sample of noise
     for n in [*range(0, len(data), step), *range(len(data) - 64, len(data))]:
-        with pytest.raises(ChunkFormatError, match="empty|truncated"):
+        with pytest.raises(ChunkFormatError, match=r"empty|truncated"):
             decode_chunk(data[:n])
 
 
@@ -451,7 +489,7 @@ def test_declared_size_past_the_limit(terrain_bytes: bytes, body_size: int) -> N
 def test_declared_body_size_that_lz4_disagrees_with(terrain_bytes: bytes, delta: int) -> None:
     p = parse(terrain_bytes)
     payload = terrain_bytes[HEADER_SIZE:]
-    with pytest.raises(ChunkFormatError, match="LZ4|corrupt"):
+    with pytest.raises(ChunkFormatError, match=r"LZ4|corrupt"):
         decode_chunk(seal(replace(p, body_size=p.body_size + delta), payload))
 
 
@@ -496,7 +534,7 @@ def test_unknown_section_mode(terrain_bytes: bytes) -> None:
 def test_body_size_inconsistent_with_the_section_table(terrain_bytes: bytes, change: int) -> None:
     body = parse(terrain_bytes).body
     body = body[:change] if change < 0 else body + bytes(change)
-    with pytest.raises(ChunkFormatError, match="section table|shorter|limit"):
+    with pytest.raises(ChunkFormatError, match=r"section table|shorter|limit"):
         decode_chunk(with_body(terrain_bytes, body))
 
 

@@ -94,9 +94,7 @@ _SAMPLES = [
     st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4),
     st.sampled_from(["replace", "insert", "delete"]),
 )
-def test_fuzz_mutated_chunks(
-    sample: int, edits: list[tuple[int, int]], how: str
-) -> None:
+def test_fuzz_mutated_chunks(sample: int, edits: list[tuple[int, int]], how: str) -> None:
     """Edits of real encodings: only ChunkFormatError, or (edits undone) the right array."""
     original = _SAMPLES[sample]
     buf = bytearray(original)

@@ -64,3 +64,15 @@ def test_render_map_draws_top_blocks_void_and_absent(database_url: str, tmp_path
     assert abs(stone - np.array(BLOCK_COLORS["stone"])).max() < 80
     assert lava_px[0] > lava_px[2] + 60  # lava is orange-red
     assert not np.array_equal(stone, lava_px)
+
+
+def test_liquid_depth_counts_liquid_above_the_floor() -> None:
+    from voxeldb._map import _liquid_depth
+
+    stack = np.zeros((1, 16, 16, 16), dtype=np.uint16)
+    stack[0, :4] = 1  # floor up to y = 3
+    stack[0, 4:10, 0, 0] = 7  # six blocks of water over the floor at (0, 0)
+    stack[0, 4:6, 0, 1] = 7  # two at (1, 0)
+    y_index, top = top_blocks(stack)
+    depth = _liquid_depth(stack, y_index, top, np.array([7], dtype=np.uint32))
+    assert depth[0, 0, 0] == 6 and depth[0, 0, 1] == 2 and depth[0, 5, 5] == 0

@@ -80,7 +80,8 @@ def test_snapshot_restores_byte_identical_on_the_other_backend(
     assert manifest["counts"]["users"] == 2
     with zipfile.ZipFile(path) as zf:
         users = json.loads(zf.read("tables/users.json"))
-    assert "password_hash" not in users["columns"]
+    assert "password_hash" not in users["columns"] and "auth_epoch" not in users["columns"]
+    assert {"id", "username", "email"} <= set(users["columns"])
 
     with temporary_database(_other(backend)) as target_url:
         target = DatabaseSetup(target_url)

@@ -63,7 +63,7 @@ _U16_MAX = 2**16 - 1
 _U32_MAX = 2**32 - 1
 _WRITE_ATTEMPTS = 50
 _STREAM_BAND_CHUNKS = 8192
-"""Stream bands are sized to hold about this many chunk positions (bounded versions reply)."""
+"""Stream bands are sized to hold about this many stored chunks (bounded versions reply)."""
 
 
 def _coord(value: object, name: str) -> int:
@@ -353,6 +353,8 @@ class ChunkStore(abc.ABC):
                 by_key = {(cx, cz): v for cx, cz, v in missing}
                 fresh = []
                 for key, array in from_redis.items():
+                    if array.shape != self._shape:
+                        continue  # not this world's shape: a foreign entry is a miss
                     if array.flags.writeable:
                         array.flags.writeable = False
                     found[key] = array
@@ -504,8 +506,12 @@ class ChunkStore(abc.ABC):
             for start in range(0, len(ready), self.batch_size):
                 batch = ready[start : start + self.batch_size]
                 yield from self._stream_batch(batch, encoded)
-            ring = max(1, inner)
-            thickness = max(1, min(2 * thickness, _STREAM_BAND_CHUNKS // (8 * ring)))
+            # Grow the bands while they hold few stored chunks (a sparse world is crossed in
+            # a few queries); keep about _STREAM_BAND_CHUNKS rows per band where it is dense.
+            area = sum((r[2] - r[0] + 1) * (r[3] - r[1] + 1) for r in rects)
+            density = max(len(rows) / area, 1e-6)
+            fits = int(_STREAM_BAND_CHUNKS / density) // (8 * max(1, inner))
+            thickness = max(1, min(2 * thickness, fits))
 
     def _stream_batch(
         self, batch: Sequence[tuple[int, int, int, int]], encoded: bool

@@ -270,18 +270,22 @@ def snapshot_restore(
 
 
 class _RichTransferProgress:
+    """One bar per table that has rows (an empty table would only add noise)."""
+
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.tasks: dict[str, Any] = {}
 
     def table_started(self, table: str, total: int, done: int) -> None:
-        self.tasks[table] = self.progress.add_task(table, total=total, completed=done)
+        if total:
+            self.tasks[table] = self.progress.add_task(table, total=total, completed=done)
 
     def advanced(self, table: str, rows: int) -> None:
-        self.progress.advance(self.tasks[table], rows)
+        if table in self.tasks:
+            self.progress.advance(self.tasks[table], rows)
 
     def table_finished(self, table: str, copied: int, skipped: bool) -> None:
-        if skipped:
+        if skipped and table in self.tasks:
             self.progress.update(self.tasks[table], description=f"{table} (already there)")
 
 
