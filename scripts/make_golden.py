@@ -36,13 +36,13 @@ def mixed_u16() -> npt.NDArray[np.uint16]:
     u = np.uint16
     sections = [
         np.full((16, 16, 16), 7, u),  # uniform
-        _section(rng, [3, 900], u),  # 1-bit
-        _section(rng, [0, 5, 6], u),  # 2-bit, palette padded to 4
+        _section(rng, [3, 900], u),  # 4-bit, palette padded to 16
         _section(rng, np.arange(40, 51), u),  # 4-bit
         _section(rng, rng.choice(65535, 200, replace=False), u),  # 8-bit
         rng.integers(0, 65536, (16, 16, 16)).astype(u),  # plain (noise)
-        _section(rng, [1, 2], u),  # 1-bit again, after other modes
+        _section(rng, [1, 2], u),  # 4-bit again, after other modes
         np.zeros((16, 16, 16), u),  # uniform air
+        _section(rng, np.arange(16), u),  # 4-bit, full palette
     ]
     return np.concatenate(sections)
 
@@ -54,7 +54,7 @@ def mixed_u32() -> npt.NDArray[np.uint32]:
     top = np.iinfo(u).max
     sections = [
         np.full((16, 16, 16), top, u),  # uniform, largest id
-        _section(rng, [0, top], u),  # 1-bit
+        _section(rng, [0, top], u),  # 4-bit
         _section(rng, top - np.arange(13, dtype=u) * 70001, u),  # 4-bit
         _section(rng, rng.choice(2**32, 1000, replace=False), u),  # 16-bit palette
         rng.integers(0, 2**32, (16, 16, 16), dtype=u),  # plain

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from voxeldb.chunks import _codec as codec_impl
 from voxeldb.chunks.codec import (
     FORMAT_VERSION,
     HEADER_SIZE,
@@ -143,7 +144,7 @@ def test_golden_set_covers_every_section_mode_and_flag() -> None:
         dtypes.add(p.dtype_code)
         if not p.flags & FLAG_PLAIN:
             modes.update(p.body[: p.height // 16])
-    assert modes == {0, 1, 2, 4, 8, 16, 255}
+    assert modes == {0, 4, 8, 16, 255}
     assert flags >= {FLAG_LZ4, FLAG_PLAIN}
     assert dtypes == {2, 4}
 
@@ -234,12 +235,12 @@ def test_mixed_modes_in_any_order() -> None:
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
 def test_small_ids_every_width_in_scattered_groups(dtype: type) -> None:
-    """Ids below 32 take the encoder's bit-mask path; it must agree with the general one."""
+    """Ids below 32 take the encoder's bit-mask path: every width, groups not contiguous."""
     secs = [
-        section_with([0, 31], dtype, 1),  # 1-bit
+        section_with([0, 31], dtype, 1),
         np.full((16, 16, 16), 31, dtype),
-        section_with(np.arange(20, 32), dtype, 2),  # 4-bit
-        section_with([3, 4, 5], dtype, 3),  # 2-bit
+        section_with(np.arange(20, 32), dtype, 2),
+        section_with([3, 4, 5], dtype, 3),
         section_with(np.arange(0, 32), dtype, 4),  # 8-bit
         section_with([7, 9], dtype, 5),
         np.zeros((16, 16, 16), dtype),
@@ -249,14 +250,25 @@ def test_small_ids_every_width_in_scattered_groups(dtype: type) -> None:
     a = np.concatenate(secs)
     data = encode_chunk(a)
     assert_same(decode_chunk(data), a)
-    assert list(parse(data).body[: len(secs)]) == [1, 0, 4, 2, 8, 1, 0, 8, 2]
-    # The same sections with one id >= 32 elsewhere go through the sorting path: same bytes
-    # for the sections themselves (same modes, palettes and indices).
-    b = np.concatenate([*secs, section_with([0, 1000], dtype, 8)])
-    body_b = parse(encode_chunk(b)).body
-    assert list(body_b[: len(secs)]) == [1, 0, 4, 2, 8, 1, 0, 8, 2]
-    assert_same(decode_chunk(encode_chunk(b)), b)
+    assert list(parse(data).body[: len(secs)]) == [4, 0, 4, 4, 8, 4, 0, 8, 4]
     assert_same(decode_chunk(encode_chunk(a[:, :, ::-1])), a[:, :, ::-1])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bit_mask_and_sorting_paths_write_the_same_bytes(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(seed)
+    dtype = (np.uint16, np.uint32)[seed % 2]
+    secs = [
+        section_with(rng.choice(32, int(rng.integers(1, 33)), replace=False), dtype, seed + i)
+        for i in range(12)
+    ]
+    a = np.concatenate([generate_chunk(seed, 0, height=64).astype(dtype), *secs])
+    fast = encode_chunk(a)
+    monkeypatch.setattr(codec_impl, "_SMALL_IDS", 0)
+    assert encode_chunk(a) == fast
+    assert_same(decode_chunk(fast), a)
 
 
 def test_threads_share_the_codec_safely() -> None:
@@ -523,10 +535,11 @@ def test_plain_body_of_the_wrong_size() -> None:
         decode_chunk(with_body(data, p.body[:-2]))
 
 
-def test_unknown_section_mode(terrain_bytes: bytes) -> None:
+@pytest.mark.parametrize("mode", [1, 2, 3, 5, 7, 9, 32, 254])
+def test_unknown_section_mode(terrain_bytes: bytes, mode: int) -> None:
     body = bytearray(parse(terrain_bytes).body)
-    body[3] = 3
-    with pytest.raises(ChunkFormatError, match="section 3 has unknown mode 3"):
+    body[3] = mode
+    with pytest.raises(ChunkFormatError, match=f"section 3 has unknown mode {mode}"):
         decode_chunk(with_body(terrain_bytes, bytes(body)))
 
 

@@ -86,3 +86,44 @@ def test_negative_control_naive_read_modify_write_loses_edits(database_url: str)
     assert blocks is not None
     lost = WORKERS * EDITS - int(np.count_nonzero(blocks))
     assert lost > 0
+
+
+def test_concurrent_put_many_of_the_same_new_chunks(database_url: str) -> None:
+    """Two bulk writers racing for the same new keys: both succeed, neither half-applies.
+
+    On PostgreSQL both usually see the keys free and both COPY; the second COPY waits for the
+    first transaction, fails on the primary key and redoes its batch as an upsert from a
+    savepoint. On SQLite the second waits for the first's write lock.
+    """
+    import threading
+
+    with voxeldb.connect(database_url, cache="memory") as db:
+        db.create_schema()
+        world = db.create_world("bulk", {"height": 16, "min_y": 0})
+        store = db.chunks(world)
+        barrier = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def write(value: int) -> None:
+            def items() -> Any:
+                for x in range(40):
+                    for z in range(40):
+                        yield x, z, np.full((16, 16, 16), value, np.uint16)
+
+            try:
+                barrier.wait(30)
+                assert store.put_many(items()) == 1600
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(v,)) for v in (1, 2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        got = store.region(0, 0, 39, 39)
+        assert len(got) == 1600
+        values = {int(a[0, 0, 0]) for a in got.values()}
+        # Each call is one transaction, so one of them was applied last, in full.
+        assert len(values) == 1 and values <= {1, 2}

@@ -2,12 +2,12 @@
 
 The byte layout is specified in ``docs/chunk-format.md``; keep the two in step. Speed is the
 point of most choices below: every step is one numpy operation over all sections that share
-a layout (never one per section or per block), index widths are powers of two so packing is
-a reshape plus shifts, and decoding turns each packed byte into its 8/w block values with a
+a layout (never one per section or per block), indices are 4, 8 or 16 bits wide so packing
+is a reshape plus shifts, and decoding turns each packed byte into its block values with a
 single gather from a stacked per-section byte lookup table. Chunks whose ids are all below
 32 (generated terrain) take a faster encoder path: per-section presence bit masks instead of
-a sort, and one gather that maps two neighbouring blocks to their packed index pair.
-The results are identical either way: the golden files pin the bytes.
+a sort, and one gather that maps two neighbouring blocks straight to their packed byte.
+The bytes are identical either way (a test checks; the golden files pin them).
 """
 
 from __future__ import annotations
@@ -46,10 +46,11 @@ _HEADER = struct.Struct("<4sBBBBIII")
 _CRC = struct.Struct("<I")
 HEADER_SIZE: Final = _HEADER.size + _CRC.size
 
-# Section modes: a palette of 2**w entries and w-bit indices (w = 0 is a uniform section),
-# a 16-bit palette with its own length, or the plain values.
+# Section modes: uniform (0); a palette of 16 or 256 entries with 4- or 8-bit indices; a
+# palette with its own length and 16-bit indices; or the plain values. Widths 1 and 2 would
+# save little after LZ4 (a few 2-state sections per chunk) and cost a decode pass each.
 MODE_PLAIN: Final = 255
-_MODE_ORDER: Final = (0, 1, 2, 4, 8, 16, MODE_PLAIN)
+_MODE_ORDER: Final = (0, 4, 8, 16, MODE_PLAIN)
 
 _DTYPES: Final[dict[int, np.dtype[Any]]] = {2: np.dtype("<u2"), 4: np.dtype("<u4")}
 
@@ -63,28 +64,34 @@ _LUT_LIMIT: Final = 1 << 18
 def _mode_table(max16: int) -> npt.NDArray[np.uint8]:
     """Palette size (0..4096) -> section mode: the narrowest index width that holds it."""
     p = np.arange(SECTION_BLOCKS + 1)
-    bounds = np.array((2, 4, 16, 256, max16))
-    return np.array((1, 2, 4, 8, 16, MODE_PLAIN), dtype=np.uint8)[np.searchsorted(bounds, p)]
+    bounds = np.array((16, 256, max16))
+    return np.array((4, 8, 16, MODE_PLAIN), dtype=np.uint8)[np.searchsorted(bounds, p)]
 
 
 _CODES16: Final = _mode_table(256)  # uint16: a 16-bit palette never beats plain
 _CODES32: Final = _mode_table(_MAX_P16)
+# Ids below this take the bit-mask encoder path (one u32 bit per id).
+_SMALL_IDS = 32
 _ONE32: Final = np.uint32(1)
 _ROW1024: Final = (np.arange(MAX_HEIGHT // 16, dtype=np.uint32) << 10)[:, None]
 
 
-def _split_table(w: int) -> npt.NDArray[np.intp]:
-    """For each byte value, the 8 // w w-bit indices it packs, lowest bits first."""
-    b = np.arange(256, dtype=np.intp)[:, None]
-    shifts = np.arange(0, 8, w, dtype=np.intp)[None, :]
-    return (b >> shifts) & ((1 << w) - 1)
+# Byte b of 4-bit index data holds indices b & 15 (first) and b >> 4 (second).
+_SPLIT4: Final = np.stack((np.arange(256) & 15, np.arange(256) >> 4), axis=1).reshape(-1)
 
 
-_SPLIT: Final = {w: _split_table(w) for w in (1, 2, 4)}
+def _split_index(pal_off: int, n: int) -> npt.NDArray[np.intp]:
+    """Where in the palettes to find, for n 16-entry palettes from ``pal_off`` on, the two
+    values of each byte 0..255 of each section: gathering these builds the byte table."""
+    idx = (_SPLIT4[None, :] + (pal_off + 16 * np.arange(n))[:, None]).reshape(-1)
+    idx.flags.writeable = False
+    return idx
+
+
 # Row offsets that turn a section's bytes into rows of a stacked (n * 256) lookup table.
 _ROW16: Final = (np.arange(MAX_HEIGHT // 16, dtype=np.uint16) << 8)[:, None]
 # Shared by every thread and cached plan: make accidental writes fail loudly.
-for _table in (_CODES16, _CODES32, _ROW1024, _ROW16, *_SPLIT.values()):
+for _table in (_CODES16, _CODES32, _ROW1024, _ROW16, _SPLIT4):
     _table.flags.writeable = False
 
 
@@ -137,18 +144,9 @@ def _pack(local: npt.NDArray[Any], w: int) -> npt.NDArray[Any]:
         local = local.astype(np.uint8)
     if w == 8:
         return local
-    if w == 1:
-        return np.packbits(local, axis=1, bitorder="little")
-    x: npt.NDArray[Any]
-    if w == 4:
-        # Each little-endian u16 holds two indices in its two bytes; fold the high one down.
-        x = np.ascontiguousarray(local).view("<u2")
-        x = x | (x >> 4)
-    else:
-        x = np.ascontiguousarray(local).view("<u4")  # w == 2: four indices per u32
-        x = x | (x >> 6)
-        x = x | (x >> 12)
-    packed: npt.NDArray[np.uint8] = x.astype(np.uint8)
+    # w == 4: each little-endian u16 holds two indices in its two bytes; fold the high one down.
+    x: npt.NDArray[Any] = np.ascontiguousarray(local).view("<u2")
+    packed: npt.NDArray[np.uint8] = (x | (x >> 4)).astype(np.uint8)
     return packed
 
 
@@ -168,7 +166,7 @@ def _palettes_small(nu: npt.NDArray[Any], codes: npt.NDArray[np.uint8]) -> _Pale
 
     ``local`` then holds pair codes: for blocks 2j and 2j+1, ``i0 | i1 << w``, looked up in
     one gather from a per-section table indexed by both ids, which halves the gather and
-    does half the packing on the way.
+    for 4-bit sections already is the packed byte.
     """
     n = nu.shape[0]
     masks = np.bitwise_or.reduce(np.left_shift(_ONE32, nu, dtype=np.uint32), axis=1)
@@ -196,19 +194,18 @@ def _pack_pairs(pairs: npt.NDArray[np.uint16], w: int) -> npt.NDArray[Any]:
     """Pack pair codes ``i0 | i1 << w`` (n, 2048) into w-bit streams, (n, 512 * w) bytes."""
     if w == 8:
         return pairs.astype("<u2", copy=False).view(np.uint8)
-    if w == 4:
-        return pairs.astype(np.uint8)
-    x: npt.NDArray[Any]
-    if w == 2:
-        x = pairs.astype("<u2", copy=False).view("<u4")  # two 4-bit pair codes per word
-        x = x | (x >> 12)
-        packed2: npt.NDArray[np.uint8] = x.astype(np.uint8)
-        return packed2
-    x = pairs.astype("<u2", copy=False).view("<u8")  # w == 1: four 2-bit pair codes per word
-    x |= x >> 14
-    x |= x >> 28
-    packed: npt.NDArray[np.uint8] = x.astype(np.uint8)
-    return packed
+    return pairs.astype(np.uint8)  # w == 4: a pair code is the packed byte
+
+
+def _may_take_a_palette(nu: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """False for rows that certainly stay plain: their first blocks alone hold more distinct
+    ids than a palette mode can. Spares noise the full sort and palette extraction."""
+    if nu.itemsize != 2:
+        return np.ones(nu.shape[0], dtype=bool)
+    head = np.sort(nu[:, :512], axis=1)  # > 256 distinct ids among them rules out mode 8
+    distinct = np.count_nonzero(head[:, 1:] != head[:, :-1], axis=1) + 1
+    ok: npt.NDArray[np.bool_] = distinct <= 256
+    return ok
 
 
 def _palettes_sorted(nu: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[np.intp]]:
@@ -267,24 +264,30 @@ def encode_chunk(blocks: npt.NDArray[Any]) -> bytes:
         nu = a[r0 : r0 + n] if int(nur[-1]) - r0 + 1 == n else a.take(nur, axis=0)
         codes = _CODES32 if isz == 4 else _CODES16
         pl: _Palettes | None
-        if int(mx[nur].max()) < 32:
+        if int(mx[nur].max()) < _SMALL_IDS:
             pl = _palettes_small(nu, codes)
             code = codes.take(pl.p)
             plain = None
         else:
-            pal, row = _palettes_sorted(nu)
-            code = codes.take(np.bincount(row, minlength=n))
+            code = np.full(n, MODE_PLAIN, dtype=np.uint8)
+            pl = None
+            cand = np.flatnonzero(_may_take_a_palette(nu))
+            if cand.size:
+                nu_c = nu if cand.size == n else nu[cand]
+                pal, row = _palettes_sorted(nu_c)
+                code_c = codes.take(np.bincount(row, minlength=cand.size))
+                code[cand] = code_c
+                keep = code_c != MODE_PLAIN
+                if not keep.all():
+                    # Sections that stay plain need no index: drop them before indexing.
+                    kept = keep[row]
+                    pal, row = pal[kept], (np.cumsum(keep) - 1)[row[kept]]
+                    nu_c = nu_c[keep]
+                if nu_c.shape[0]:
+                    pl = _index_sorted(nu_c, pal, row)
             plain = code == MODE_PLAIN
-            if plain.any():
-                # Sections that stay plain need no index: drop them before indexing.
-                keep = ~plain
-                renumber = np.cumsum(keep) - 1
-                kept = keep[row]
-                pal, row = pal[kept], renumber[row[kept]]
-                pl = _index_sorted(nu[keep], pal, row) if keep.any() else None
-            else:
+            if not plain.any():
                 plain = None
-                pl = _index_sorted(nu, pal, row)
         modes[nur] = code
         plan = _plan(modes.tobytes(), isz)
         slots = plan.fixed_slots
@@ -359,13 +362,15 @@ class _Group(NamedTuple):
     data_off: int  # first byte within the section data region
     nbytes: int  # data bytes per section
     row16: npt.NDArray[Any]  # (n, 1): 256 * k, turning byte b of row k into a table row
-    wide: np.dtype[Any] | None  # one item holding the 8 // mode values of a byte, if any
+    wide: np.dtype[Any]  # mode 4: one item holding both values of a byte
+    # mode 4: palette entries making up the group's byte table, (n * 256 * 2,)
+    split: npt.NDArray[np.intp] | None
 
 
 class _Plan(NamedTuple):
     groups: tuple[_Group, ...]
     n16: int  # sections with a 16-bit palette
-    fixed_slots: int  # palette entries of the uniform and 1..8-bit sections
+    fixed_slots: int  # palette entries of the uniform, 4- and 8-bit sections
     base: npt.NDArray[np.intp]  # each such section's first palette entry
     table_size: int  # mode table + padding + 16-bit palette lengths
     data_size: int  # index data and plain sections
@@ -390,7 +395,6 @@ def _plan(modes: bytes, itemsize: int) -> _Plan:
         n = rows.size
         contiguous = int(rows[-1]) - int(rows[0]) + 1 == n
         nbytes = _index_bytes(mode, itemsize) if mode else 0
-        per_bytes = (8 // mode) * itemsize if 0 < mode <= 8 else 0
         groups.append(
             _Group(
                 mode,
@@ -400,7 +404,8 @@ def _plan(modes: bytes, itemsize: int) -> _Plan:
                 data,
                 nbytes,
                 _ROW16[:n],
-                np.dtype(f"<u{per_bytes}") if per_bytes in (4, 8) else None,
+                np.dtype(f"<u{2 * itemsize}") if mode == 4 else _DTYPES[itemsize],
+                _split_index(fixed, n) if mode == 4 else None,
             )
         )
         if mode <= 8:
@@ -537,22 +542,19 @@ def _decode_sections(body: Any, body_size: int, nsec: int, dt: np.dtype[Any]) ->
         if mode == 0:
             vals = pal[:n, None]
         elif mode <= 8:
-            # Byte b of the k-th section of the group is row 256 k + b of a stacked table
-            # holding the 8 // w values that byte expands to: one gather decodes the group.
+            # Byte b of the k-th section of the group is entry 256 k + b of a stacked table
+            # of what that byte expands to (1 value, or 2 for mode 4, as one wider item):
+            # one gather decodes the whole group.
             do = data_off + g.data_off
             idx = np.bitwise_or(buf[do : do + n * g.nbytes].reshape(n, g.nbytes), g.row16)
-            pals = pal[g.pal_off : g.pal_off + (n << mode)]
-            if mode == 8:
-                lut = pals
+            if g.split is not None:
+                pals = pal.take(g.split).view(g.wide)
             else:
-                lut = pals.reshape(n, 1 << mode).take(_SPLIT[mode], axis=1)
-                # Whole rows as one 4- or 8-byte item is numpy's fastest gather.
-                lut = lut.view(g.wide).reshape(-1) if g.wide else lut.reshape(n * 256, -1)
+                pals = pal[g.pal_off : g.pal_off + (n << mode)]
             if g.start >= 0:
-                dst = out[g.start : g.start + n].view(lut.dtype).reshape(idx.shape + lut.shape[1:])
-                lut.take(idx, axis=0, out=dst, mode="wrap")
+                pals.take(idx, out=out[g.start : g.start + n].view(pals.dtype), mode="wrap")
                 continue
-            vals = lut.take(idx, axis=0, mode="wrap").view(dt).reshape(n, SECTION_BLOCKS)
+            vals = pals.take(idx, mode="wrap").view(dt)
         elif mode == 16:
             assert p16 is not None
             do = data_off + g.data_off

@@ -30,7 +30,13 @@ from sqlalchemy.exc import DBAPIError
 
 from voxeldb.chunks._lru import ChunkLRU
 from voxeldb.chunks._redis import RedisChunkCache
-from voxeldb.chunks._registry import intern_states, lookup_states, normalize_state, state_key
+from voxeldb.chunks._registry import (
+    clear_memo,
+    intern_states,
+    lookup_states,
+    normalize_state,
+    state_key,
+)
 from voxeldb.chunks.codec import decode_chunk, encode_chunk
 from voxeldb.errors import (
     ChunkFormatError,
@@ -296,15 +302,34 @@ class ChunkStore(abc.ABC):
                 raise self._unavailable(exc) from exc
             raise
         try:
-            with conn.begin():
-                return work(conn)
+            trans = conn.begin()
+            try:
+                result = work(conn)
+            except BaseException:
+                # On a dead connection the rollback itself fails: the original error counts.
+                with contextlib.suppress(Exception):
+                    trans.rollback()
+                raise
+            try:
+                trans.commit()
+            except BaseException:
+                # The block-state registry memoizes a transaction's new ids at its commit
+                # event, which fires before COMMIT reaches the server: after a failed COMMIT
+                # the memo may hold ids the database never stored.
+                clear_memo()
+                with contextlib.suppress(Exception):
+                    trans.rollback()
+                raise
+            return result
         except Exception as exc:
             if self._classify(exc) == "disconnect":
-                conn.invalidate()
+                with contextlib.suppress(Exception):
+                    conn.invalidate()
                 raise self._unavailable(exc) from exc
             raise
         finally:
-            conn.close()
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def _in_write_transaction(self, work: Callable[[Connection], _T]) -> _T:
         """``_write_once``, again after deadlocks and busy errors (``work`` must be replayable)."""
