@@ -77,15 +77,7 @@ _ROW1024: Final = (np.arange(MAX_HEIGHT // 16, dtype=np.uint32) << 10)[:, None]
 
 
 # Byte b of 4-bit index data holds indices b & 15 (first) and b >> 4 (second).
-_SPLIT4: Final = np.stack((np.arange(256) & 15, np.arange(256) >> 4), axis=1).reshape(-1)
-
-
-def _split_index(pal_off: int, n: int) -> npt.NDArray[np.intp]:
-    """Where in the palettes to find, for n 16-entry palettes from ``pal_off`` on, the two
-    values of each byte 0..255 of each section: gathering these builds the byte table."""
-    idx = (_SPLIT4[None, :] + (pal_off + 16 * np.arange(n))[:, None]).reshape(-1)
-    idx.flags.writeable = False
-    return idx
+_SPLIT4: Final = np.stack((np.arange(256) & 15, np.arange(256) >> 4), axis=1)
 
 
 # Row offsets that turn a section's bytes into rows of a stacked (n * 256) lookup table.
@@ -197,25 +189,28 @@ def _pack_pairs(pairs: npt.NDArray[np.uint16], w: int) -> npt.NDArray[Any]:
     return pairs.astype(np.uint8)  # w == 4: a pair code is the packed byte
 
 
-def _may_take_a_palette(nu: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
-    """False for rows that certainly stay plain: their first blocks alone hold more distinct
-    ids than a palette mode can. Spares noise the full sort and palette extraction."""
-    if nu.itemsize != 2:
-        return np.ones(nu.shape[0], dtype=bool)
-    head = np.sort(nu[:, :512], axis=1)  # > 256 distinct ids among them rules out mode 8
-    distinct = np.count_nonzero(head[:, 1:] != head[:, :-1], axis=1) + 1
-    ok: npt.NDArray[np.bool_] = distinct <= 256
-    return ok
+def _palettes_sorted(
+    nu: npt.NDArray[Any], limit: int
+) -> tuple[npt.NDArray[Any], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Palettes of the rows with at most ``limit`` distinct ids (the others stay plain).
 
-
-def _palettes_sorted(nu: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[np.intp]]:
-    """Distinct ids of each row (all rows' palettes concatenated) and the row of each."""
+    Returns all those palettes concatenated (each sorted), the row (numbered among the kept
+    ones) of each entry, and which rows of ``nu`` were kept.
+    """
     srt = np.sort(nu, axis=1)
     first = np.empty(srt.shape, dtype=bool)
     first[:, 0] = True
     np.not_equal(srt[:, 1:], srt[:, :-1], out=first[:, 1:])
+    kept = np.arange(nu.shape[0])
+    if np.count_nonzero(first) > limit:
+        # Some section may be noise: count per row (slower) and drop those past the limit,
+        # sparing them the costly extraction below.
+        ok = first.view(np.uint8).sum(axis=1, dtype=np.uint16) <= limit
+        if not ok.all():
+            kept = np.flatnonzero(ok)
+            srt, first = srt[kept], first[kept]
     pos = np.flatnonzero(first)  # the first of each run of equal ids, row by row
-    return srt.reshape(-1).take(pos), pos >> 12
+    return srt.reshape(-1).take(pos), pos >> 12, kept
 
 
 def _index_sorted(
@@ -269,22 +264,13 @@ def encode_chunk(blocks: npt.NDArray[Any]) -> bytes:
             code = codes.take(pl.p)
             plain = None
         else:
+            # Sections past the palette limit stay plain; the others all take a palette.
+            pal, row, kept = _palettes_sorted(nu, _MAX_P16 if isz == 4 else 256)
             code = np.full(n, MODE_PLAIN, dtype=np.uint8)
             pl = None
-            cand = np.flatnonzero(_may_take_a_palette(nu))
-            if cand.size:
-                nu_c = nu if cand.size == n else nu[cand]
-                pal, row = _palettes_sorted(nu_c)
-                code_c = codes.take(np.bincount(row, minlength=cand.size))
-                code[cand] = code_c
-                keep = code_c != MODE_PLAIN
-                if not keep.all():
-                    # Sections that stay plain need no index: drop them before indexing.
-                    kept = keep[row]
-                    pal, row = pal[kept], (np.cumsum(keep) - 1)[row[kept]]
-                    nu_c = nu_c[keep]
-                if nu_c.shape[0]:
-                    pl = _index_sorted(nu_c, pal, row)
+            if kept.size:
+                code[kept] = codes.take(np.bincount(row, minlength=kept.size))
+                pl = _index_sorted(nu if kept.size == n else nu[kept], pal, row)
             plain = code == MODE_PLAIN
             if not plain.any():
                 plain = None
@@ -363,8 +349,6 @@ class _Group(NamedTuple):
     nbytes: int  # data bytes per section
     row16: npt.NDArray[Any]  # (n, 1): 256 * k, turning byte b of row k into a table row
     wide: np.dtype[Any]  # mode 4: one item holding both values of a byte
-    # mode 4: palette entries making up the group's byte table, (n * 256 * 2,)
-    split: npt.NDArray[np.intp] | None
 
 
 class _Plan(NamedTuple):
@@ -376,7 +360,7 @@ class _Plan(NamedTuple):
     data_size: int  # index data and plain sections
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=256)  # a plan is a few KB: bounded memory whatever the input
 def _plan(modes: bytes, itemsize: int) -> _Plan:
     """Validate a mode table and work out the layout; chunks of a world share few tables."""
     m = np.frombuffer(modes, dtype=np.uint8)
@@ -405,7 +389,6 @@ def _plan(modes: bytes, itemsize: int) -> _Plan:
                 nbytes,
                 _ROW16[:n],
                 np.dtype(f"<u{2 * itemsize}") if mode == 4 else _DTYPES[itemsize],
-                _split_index(fixed, n) if mode == 4 else None,
             )
         )
         if mode <= 8:
@@ -547,10 +530,9 @@ def _decode_sections(body: Any, body_size: int, nsec: int, dt: np.dtype[Any]) ->
             # one gather decodes the whole group.
             do = data_off + g.data_off
             idx = np.bitwise_or(buf[do : do + n * g.nbytes].reshape(n, g.nbytes), g.row16)
-            if g.split is not None:
-                pals = pal.take(g.split).view(g.wide)
-            else:
-                pals = pal[g.pal_off : g.pal_off + (n << mode)]
+            pals = pal[g.pal_off : g.pal_off + (n << mode)]
+            if mode == 4:
+                pals = pals.reshape(n, 16).take(_SPLIT4, axis=1).view(g.wide).reshape(-1)
             if g.start >= 0:
                 pals.take(idx, out=out[g.start : g.start + n].view(pals.dtype), mode="wrap")
                 continue

@@ -12,8 +12,10 @@ transaction, so no savepoint is needed. On SQLite the caller's write transaction
 (``BEGIN IMMEDIATE``) serializes interning.
 
 Assigned ids never change, so a per-process memo answers repeated questions without a
-query. Only *committed* assignments go into the memo: an id interned inside a transaction
-that is rolled back is forgotten (another process may give that id to another state).
+query. Only ids read back as committed go into the memo: an id a transaction inserted itself
+is answered from that transaction's own pending set and is forgotten when it ends, whether
+it commits, rolls back or fails to commit (another process may then give that id to
+another state); the next transaction reads it from the table.
 """
 
 from __future__ import annotations
@@ -169,6 +171,7 @@ class _WorldMemo:
 _memo: dict[tuple[str, uuid.UUID], _WorldMemo] = {}
 _memo_lock = threading.Lock()
 _PENDING = "voxeldb_block_states_pending"
+_DIRTY = "voxeldb_block_states_dirty"
 
 
 def _root_engine(engine: Engine) -> Engine:
@@ -196,34 +199,44 @@ def clear_memo() -> None:
         _memo.clear()
 
 
-def _on_commit(conn: Connection) -> None:
-    pending = conn.info.pop(_PENDING, None)
-    if not pending:
-        return
-    for (db, world_id), entries in pending.items():
-        memo = _world_memo(db, world_id)
-        for key, (state_id, state) in entries.items():
-            memo.by_key[key] = state_id
-            memo.by_id[state_id] = state
+def _conn_info(conn: Connection) -> dict[Any, Any] | None:
+    # An invalidated connection (lost server) raises on .info; there is nothing to forget then.
+    try:
+        return conn.info
+    except Exception:
+        return None
 
 
 def _on_end(conn: Connection, *_args: Any) -> None:
-    conn.info.pop(_PENDING, None)
+    info = _conn_info(conn)
+    if info is not None:
+        info.pop(_PENDING, None)
+        info.pop(_DIRTY, None)
+
+
+def _on_rollback_savepoint(conn: Connection, *_args: Any) -> None:
+    # The rows a rolled-back savepoint inserted are gone; the transaction stays dirty.
+    info = _conn_info(conn)
+    if info is not None:
+        info.pop(_PENDING, None)
 
 
 def _hook(conn: Connection) -> None:
     root = _root_engine(conn.engine)
-    if event.contains(root, "commit", _on_commit):
+    if event.contains(root, "begin", _on_end):
         return
     with _memo_lock:
-        if event.contains(root, "commit", _on_commit):
+        if event.contains(root, "begin", _on_end):
             return
-        event.listen(root, "commit", _on_commit)
-        # A new transaction, a rollback or a rolled-back savepoint drops what was seen in
-        # the current transaction: only committed assignments are trusted.
+        # What a transaction inserted never reaches the memo, not even at its commit:
+        # SQLAlchemy's "commit" event fires before COMMIT reaches the server, and a COMMIT
+        # that fails (a restart, a lost connection) would leave ids in the memo that the
+        # database never stored. Other processes, and this one in its next transaction,
+        # learn those ids from the table once they are committed.
         event.listen(root, "begin", _on_end)
+        event.listen(root, "commit", _on_end)
         event.listen(root, "rollback", _on_end)
-        event.listen(root, "rollback_savepoint", _on_end)
+        event.listen(root, "rollback_savepoint", _on_rollback_savepoint)
 
 
 def _remember(
@@ -231,8 +244,9 @@ def _remember(
 ) -> None:
     if not found:
         return
-    if not conn.in_transaction():
-        # Autocommit connection: what we read is committed already.
+    if not conn.in_transaction() or not conn.info.get(_DIRTY):
+        # Autocommit, or a transaction that inserted no state: every row it can see was
+        # committed by someone (READ COMMITTED; SQLite has one writer), so it is final.
         memo = _world_memo(db, world_id)
         for key, (state_id, state) in found.items():
             memo.by_key[key] = state_id
@@ -298,6 +312,8 @@ def intern_states(
             row[0]: row[1] for row in conn.execute(_LOOKUP_KEYS, {"world_id": wid, "keys": missing})
         }
         new = [key for key in missing if key not in found]
+        if new and conn.in_transaction():
+            conn.info[_DIRTY] = True
         for _attempt in range(_MAX_RETRIES):
             if not new:
                 break
