@@ -16,11 +16,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from voxeldb._engine import make_engine
+from voxeldb._ids import as_uuid
 from voxeldb._settings import Settings, get_settings
 from voxeldb.chunks._lru import ChunkLRU
 from voxeldb.chunks._redis import RedisChunkCache
 from voxeldb.chunks._store import DEFAULT_HEIGHT, DEFAULT_MIN_Y, ChunkStore
-from voxeldb.errors import ConfigurationError, NotFoundError, ValidationError
+from voxeldb.errors import ConfigurationError, NotFoundError
 
 __all__ = ["MEMORY_ONLY", "Database", "connect"]
 
@@ -115,7 +116,7 @@ class Database:
         """The chunk store of world ``world_id``; a NotFoundError if there is no such world."""
         from voxeldb.meta import World
 
-        wid = _world_uuid(world_id)
+        wid = as_uuid(world_id)
         try:
             with self.engine.connect() as conn:
                 row = conn.execute(select(World.world_settings).where(World.id == wid)).first()
@@ -182,19 +183,3 @@ def _database_tag(url: URL) -> str:
         url = url.set(database=os.path.abspath(url.database))
     where = url.set(password=None, query={}).render_as_string(hide_password=True)
     return hashlib.sha1(where.encode()).hexdigest()[:10]
-
-
-def _world_uuid(world_id: object) -> uuid.UUID:
-    if isinstance(world_id, uuid.UUID):
-        return world_id
-    if isinstance(world_id, str):
-        try:
-            return uuid.UUID(world_id)
-        except ValueError:
-            raise ValidationError(
-                f"world_id {world_id!r} is not a valid UUID", field="world_id"
-            ) from None
-    raise ValidationError(
-        f"world_id must be a UUID or its string form, got {type(world_id).__name__}",
-        field="world_id",
-    )

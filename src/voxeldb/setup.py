@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from voxeldb import _snapshot
-from voxeldb.errors import ValidationError
+from voxeldb._ids import as_uuid
 
 if TYPE_CHECKING:
     from voxeldb._connect import Database
@@ -40,15 +40,6 @@ def _voxeldb_version() -> str:
         return _dist_version("voxeldb")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
         return "0"
-
-
-def _world_uuid(world_id: uuid.UUID | str) -> uuid.UUID:
-    if isinstance(world_id, uuid.UUID):
-        return world_id
-    try:
-        return uuid.UUID(str(world_id))
-    except ValueError:
-        raise ValidationError(f"world_id {world_id!r} is not a UUID", field="world_id") from None
 
 
 class DatabaseSetup:
@@ -131,7 +122,7 @@ class DatabaseSetup:
         info = _snapshot.create_world_snapshot(
             self.engine,
             Base.metadata,
-            _world_uuid(world_id),
+            as_uuid(world_id),
             path,
             version=_voxeldb_version(),
             progress=progress,

@@ -35,14 +35,6 @@ from voxeldb.meta import (
 from voxeldb.setup import DatabaseSetup
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    eng = make_engine(database_url)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
-
-
 def _count(engine: Engine, model: type, **where: object) -> int:
     table = model.__table__  # type: ignore[attr-defined]
     q = select(func.count()).select_from(table)

@@ -44,6 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from voxeldb._ids import as_uuid
 from voxeldb.errors import ConcurrencyError, NotFoundError, ValidationError
 
 __all__ = [
@@ -256,15 +257,6 @@ def _remember(
     pending.setdefault((db, world_id), {}).update(found)
 
 
-def _as_uuid(world_id: uuid.UUID | str) -> uuid.UUID:
-    if isinstance(world_id, uuid.UUID):
-        return world_id
-    try:
-        return uuid.UUID(str(world_id))
-    except ValueError:
-        raise ValidationError(f"world_id {world_id!r} is not a UUID", field="world_id") from None
-
-
 # --- the API ---------------------------------------------------------------------------
 
 
@@ -275,7 +267,7 @@ def intern_states(
 
     One query looks up every state not memoized; each new state then costs one INSERT.
     """
-    wid = _as_uuid(world_id)
+    wid = as_uuid(world_id)
     _hook(conn)
     db = _db_key(conn)
     memo = _world_memo(db, wid)
@@ -338,7 +330,7 @@ def lookup_states(
     conn: Connection, world_id: uuid.UUID | str, ids: Iterable[int]
 ) -> dict[int, dict[str, Any]]:
     """The dict form of each id in ``ids`` (0 is air); an unknown id is a NotFoundError."""
-    wid = _as_uuid(world_id)
+    wid = as_uuid(world_id)
     _hook(conn)
     db = _db_key(conn)
     memo = _world_memo(db, wid)
