@@ -32,7 +32,9 @@ __all__ = [
     "LIQUIDS",
     "MapInfo",
     "color_for",
+    "map_frame",
     "render_map",
+    "stored_bounds",
     "top_blocks",
 ]
 
@@ -42,6 +44,10 @@ VOID = (8, 8, 12)
 """A stored column that is all air."""
 LIQUIDS = frozenset({"water", "lava"})
 """Block types drawn by depth rather than height."""
+MAX_RADIUS = 512
+"""The largest map is ``2 * MAX_RADIUS + 1`` chunks a side."""
+DEFAULT_RADIUS = 16
+"""The radius around an explicit centre when none is given."""
 _STRIP_CHUNKS = 64
 """Chunks decoded per batch: 64 chunks of 384 blocks are ~12 MiB as uint16."""
 
@@ -135,39 +141,47 @@ def render_map(
     world: WorldRef,
     path: str | os.PathLike[str],
     *,
-    center: tuple[int, int] = (0, 0),
-    radius: int = 16,
+    center: tuple[int, int] | None = None,
+    radius: int | None = None,
     grid: bool = False,
     progress: Callable[[int], None] | None = None,
+    frame: tuple[int, int, int, int] | None = None,
 ) -> MapInfo:
-    """Draw the square of chunks ``radius`` around ``center`` of ``world`` into the PNG ``path``."""
+    """Draw chunks of ``world`` into the PNG ``path``.
+
+    Without ``center`` and ``radius`` the frame is the bounding box of the world's stored
+    chunks (at most ``2 * MAX_RADIUS + 1`` chunks a side, around the box's middle); otherwise
+    it is the square ``radius`` (default 16) around ``center`` (default: the box's middle).
+    ``frame`` is :func:`map_frame`'s answer when the caller already has it.
+    """
     from PIL import Image, ImageDraw
 
-    if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= 512:
+    if radius is not None and (
+        isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= MAX_RADIUS
+    ):
         raise ValidationError(
-            f"radius must be from 0 to 512 chunks, got {radius!r}", field="radius"
+            f"radius must be from 0 to {MAX_RADIUS} chunks, got {radius!r}", field="radius"
         )
     target = Path(path).expanduser()
     if not target.parent.is_dir():
         raise ValidationError(f"cannot write {target}: directory {target.parent} does not exist",
                               field="output")  # fmt: skip
-    side = 2 * radius + 1
-    cx0, cz0 = center[0] - radius, center[1] - radius
-    size = side * 16
-    heights = np.full((size, size), -1, dtype=np.int32)
-    ids = np.zeros((size, size), dtype=np.uint32)
-    depths = np.zeros((size, size), dtype=np.int32)
-    present = np.zeros((side, side), dtype=bool)
+    cx0, cz0, nx, nz = frame if frame is not None else _frame(db, world, center, radius)
+    width, depth_px = nx * 16, nz * 16
+    heights = np.full((depth_px, width), -1, dtype=np.int32)
+    ids = np.zeros((depth_px, width), dtype=np.uint32)
+    depths = np.zeros((depth_px, width), dtype=np.int32)
+    present = np.zeros((nz, nx), dtype=bool)
 
     registry = _registry(db, world)
     liquids = np.array(
         sorted(i for i, st in registry.items() if st.get("type") in LIQUIDS), dtype=np.uint32
     )
     store = db.chunks(world.id)
-    rows_per_strip = max(1, _STRIP_CHUNKS // side)
-    for row0 in range(0, side, rows_per_strip):
-        row1 = min(side, row0 + rows_per_strip) - 1
-        found = store.region(cx0, cz0 + row0, cx0 + side - 1, cz0 + row1)
+    rows_per_strip = max(1, _STRIP_CHUNKS // nx)
+    for row0 in range(0, nz, rows_per_strip):
+        row1 = min(nz, row0 + rows_per_strip) - 1
+        found = store.region(cx0, cz0 + row0, cx0 + nx - 1, cz0 + row1)
         if found:
             keys = list(found)
             dtype = np.result_type(*(found[k].dtype for k in keys))
@@ -181,17 +195,76 @@ def render_map(
                 depths[pz : pz + 16, px : px + 16] = depth[i]
                 present[cz - cz0, cx - cx0] = True
         if progress is not None:
-            progress((row1 - row0 + 1) * side)
+            progress((row1 - row0 + 1) * nx)
 
     rgb = _colorize(registry, heights, ids, depths, present)
     image = Image.fromarray(rgb, "RGB")
-    if grid and side > 1:
+    if grid:
         draw = ImageDraw.Draw(image)
-        for k in range(1, side):
-            draw.line([(k * 16, 0), (k * 16, size - 1)], fill=(0, 0, 0))
-            draw.line([(0, k * 16), (size - 1, k * 16)], fill=(0, 0, 0))
+        for k in range(1, nx):
+            draw.line([(k * 16, 0), (k * 16, depth_px - 1)], fill=(0, 0, 0))
+        for k in range(1, nz):
+            draw.line([(0, k * 16), (width - 1, k * 16)], fill=(0, 0, 0))
     image.save(target, format="PNG", optimize=False)
-    return MapInfo(target, size, size, int(present.sum()), side * side)
+    return MapInfo(target, width, depth_px, int(present.sum()), nx * nz)
+
+
+def stored_bounds(db: Database, world: WorldRef) -> tuple[int, int, int, int] | None:
+    """``(min cx, min cz, max cx, max cz)`` of the world's stored chunks (one query), or None."""
+    from sqlalchemy import Uuid, column, func, select, table
+
+    chunks = table("world_chunks", column("world_id", Uuid()), column("chunk_x"),
+                   column("chunk_z"))  # fmt: skip
+    query = select(
+        func.min(chunks.c.chunk_x),
+        func.min(chunks.c.chunk_z),
+        func.max(chunks.c.chunk_x),
+        func.max(chunks.c.chunk_z),
+    ).where(chunks.c.world_id == world.id)
+    with db.engine.connect() as conn:
+        row = conn.execute(query).one()
+    if row[0] is None:
+        return None
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+
+def map_frame(
+    db: Database,
+    world: WorldRef,
+    center: tuple[int, int] | None = None,
+    radius: int | None = None,
+) -> tuple[int, int, int, int]:
+    """The chunks :func:`render_map` draws: ``(first cx, first cz, chunks across, chunks down)``."""
+    return _frame(db, world, center, radius)
+
+
+def _frame(
+    db: Database,
+    world: WorldRef,
+    center: tuple[int, int] | None,
+    radius: int | None,
+) -> tuple[int, int, int, int]:
+    if center is not None and radius is None:
+        radius = DEFAULT_RADIUS
+    if center is not None and radius is not None:
+        return center[0] - radius, center[1] - radius, 2 * radius + 1, 2 * radius + 1
+    bounds = stored_bounds(db, world)
+    if bounds is None:  # nothing stored: an empty square around the origin
+        r = radius or 0
+        return -r, -r, 2 * r + 1, 2 * r + 1
+    x0, z0, x1, z1 = bounds
+    if radius is not None:  # a radius without a centre: around the middle of what is stored
+        mx, mz = (x0 + x1) // 2, (z0 + z1) // 2
+        return mx - radius, mz - radius, 2 * radius + 1, 2 * radius + 1
+    side = 2 * MAX_RADIUS + 1
+    # A world wider than the largest picture: keep the middle of it.
+    if x1 - x0 + 1 > side:
+        x0 = (x0 + x1) // 2 - MAX_RADIUS
+        x1 = x0 + side - 1
+    if z1 - z0 + 1 > side:
+        z0 = (z0 + z1) // 2 - MAX_RADIUS
+        z1 = z0 + side - 1
+    return x0, z0, x1 - x0 + 1, z1 - z0 + 1
 
 
 def _registry(db: Database, world: WorldRef) -> dict[int, dict[str, Any]]:

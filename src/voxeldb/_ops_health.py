@@ -127,7 +127,9 @@ def _database(engine: Engine, problems: list[str]) -> dict[str, Any]:
                 revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
             info["alembic_revision"] = revision
     except Exception as exc:
-        info["error"] = " ".join(str(exc).split())[:300]
+        # The driver's own message: SQLAlchemy's wrapper adds the statement and a link.
+        orig = getattr(exc, "orig", None)
+        info["error"] = " ".join(str(orig if orig is not None else exc).split())[:300]
         problems.append(f"database unreachable: {info['error']}")
         return info
     head = _head_revision()

@@ -509,3 +509,116 @@ def test_an_unreachable_redis_only_costs_the_cache(
             assert len(list(store.stream(0, 0, 2, encoded=True))) == 3
         warnings = [r for r in caplog.records if r.name == "voxeldb.cache"]
         assert len(warnings) == 1
+
+
+# --- edge cases found in review -------------------------------------------------------
+
+
+def test_a_huge_sparse_region_takes_a_few_queries_not_one_per_column(
+    store: ChunkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.put(-1_000, 5, chunk(1))
+    store.put(999, -1_000, chunk(2))
+    versions = Spy(store, "_db_versions", monkeypatch)
+    got = store.region(-1_000, -1_000, 1_000, 1_000)  # 4M positions, 2 stored
+    assert sorted(got) == [(-1_000, 5), (999, -1_000)]
+    np.testing.assert_array_equal(got[(999, -1_000)], chunk(2))
+    # Strips of whole columns would be one query per column here (2001).
+    assert len(versions.calls) <= 4
+
+
+def test_set_blocks_with_a_state_dict_mutated_between_edits(store: ChunkStore) -> None:
+    def edits() -> Iterator[tuple[int, int, int, dict[str, Any]]]:
+        state: dict[str, Any] = {"type": "wool", "color": "red"}
+        yield 0, 0, 0, state
+        state["color"] = "blue"  # a generator reusing one dict, as a loop might
+        yield 1, 0, 0, state
+
+    assert store.set_blocks(edits()) == 2
+    assert store.get_block(0, 0, 0) == {"type": "wool", "color": "red"}
+    assert store.get_block(1, 0, 0) == {"type": "wool", "color": "blue"}
+
+
+def test_get_block_results_are_the_callers_own_even_when_nested(store: ChunkStore) -> None:
+    store.set_block(0, 0, 0, {"type": "chest", "items": ["apple"], "meta": {"n": 1}})
+    first = store.get_block(0, 0, 0)
+    assert first is not None
+    first["items"].append("stolen")
+    first["meta"]["n"] = 99
+    assert store.get_block(0, 0, 0) == {"type": "chest", "items": ["apple"], "meta": {"n": 1}}
+
+
+def test_set_blocks_refuses_bool_coordinates_mixed_with_ints(store: ChunkStore) -> None:
+    with pytest.raises(CoordinateError, match="x must be an integer"):
+        store.set_blocks([(0, 0, 0, "stone"), (True, 0, 0, "stone")])
+    assert store.get(0, 0) is None
+
+
+def test_put_many_of_nothing_and_a_generator_that_raises(store: ChunkStore) -> None:
+    assert store.put_many([]) == 0
+    assert store.put_many(iter(())) == 0
+
+    def items() -> Iterator[tuple[int, int, np.ndarray[Any, Any]]]:
+        yield 0, 0, chunk(1)
+        yield 0, 0, chunk(2)  # the same key twice in one call
+        raise RuntimeError("generator failed")
+
+    with pytest.raises(RuntimeError, match="generator failed"):
+        store.put_many(items())
+    assert store.get(0, 0) is None
+    assert store.set_blocks([]) == 0
+
+
+def test_a_paused_stream_never_yields_a_chunk_another_process_replaced_meanwhile(
+    db: Database, world: uuid.UUID, database_url: str
+) -> None:
+    # Batches of one: (3, 3) is read from the caches only after (2, 0) was handed out, as
+    # the 1025th chunk of a band is with the default batch size.
+    store = ChunkStore.open(
+        db.engine, world, height=HEIGHT, min_y=MIN_Y, lru=db.lru, redis=db.redis, batch_size=1
+    )
+    other_db, other = second_view(db, world, database_url)
+    try:
+        store.put_many([(0, 0, chunk(0)), (2, 0, chunk(2)), (3, 3, chunk(3))])
+        assert len(store.region(0, 0, 3, 3)) == 3  # this process caches every chunk
+        stream = store.stream(0, 0, 3)
+        assert next(stream)[:2] == (0, 0)
+        assert next(stream)[:2] == (2, 0)
+        other.put(3, 3, chunk(33))  # returns before the stream goes on
+        cx, cz, blocks = next(stream)
+        assert (cx, cz) == (3, 3)
+        np.testing.assert_array_equal(blocks, chunk(33))
+        assert list(stream) == []
+    finally:
+        other_db.close()
+
+
+def test_put_many_memory_does_not_grow_with_the_number_of_items(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tracemalloc
+
+    world = db.create_world(f"flat-{uuid.uuid4().hex[:6]}", {"height": 16, "min_y": 0})
+    store = ChunkStore.open(
+        db.engine, world, height=16, min_y=0, lru=db.lru, redis=db.redis, batch_size=256
+    )
+    air = np.zeros((16, 16, 16), np.uint16)
+    store.put_many((x, 0, air) for x in range(512))  # warm up: statement caches, pools
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        # 12,000 keys would take ~1.2 MB if anything per item were kept until the end.
+        assert store.put_many((x, 1, air) for x in range(12_000)) == 12_000
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak < 600_000, peak
+    assert len(store.region(11_998, 1, 12_005, 1)) == 2
+
+
+@pytest.mark.parametrize("bad", [None, 5])
+def test_put_many_and_set_blocks_refuse_what_is_not_iterable(store: ChunkStore, bad: Any) -> None:
+    with pytest.raises(ValidationError, match="put_many takes an iterable"):
+        store.put_many(bad)
+    with pytest.raises(ValidationError, match="set_blocks takes an iterable"):
+        store.set_blocks(bad)

@@ -97,6 +97,16 @@ def test_generate_map_and_snapshot_round_trip(database_url: str, tmp_path: Path)
     assert not (stored == BACKGROUND).all(axis=1).any()
     assert len(np.unique(stored, axis=0)) > 20  # terrain colours with height shading
 
+    # Without --center/--radius the frame is the stored chunks: x -2..3, z -2..2.
+    whole = tmp_path / "whole.png"
+    mapped = voxeldb_cmd("map", "valley", "-o", str(whole), url=database_url)
+    assert mapped.returncode == 0, mapped.stderr
+    assert "26 of 30 chunks present" in mapped.stdout
+    image = np.asarray(Image.open(whole).convert("RGB"))
+    assert image.shape == (5 * 16, 6 * 16, 3)
+    assert tuple(image[0, 5 * 16]) == BACKGROUND  # chunk (3, -2) is not stored
+    assert not (image[:, : 5 * 16].reshape(-1, 3) == BACKGROUND).all(axis=1).any()
+
     snap = tmp_path / "valley.vxsnap"
     created = voxeldb_cmd("snapshot", "create", "valley", "-o", str(snap), url=database_url)
     assert created.returncode == 0, created.stderr
@@ -218,9 +228,15 @@ def test_health_of_an_unreachable_or_empty_database_exits_1(tmp_path: Path) -> N
     assert proc.returncode == 1
     report = json.loads(proc.stdout)
     assert report["status"] == "unhealthy" and not report["database"]["reachable"]
+    # The driver's message, not SQLAlchemy's wrapper with its "Background on this error" link.
+    assert "Connection refused" in report["database"]["error"]
+    assert "sqlalche.me" not in report["database"]["error"]
     empty = voxeldb_cmd("health", url=f"sqlite:///{tmp_path}/empty.sqlite3")
     assert empty.returncode == 1
     assert "UNHEALTHY" in empty.stdout and "schema is missing" in empty.stdout
+    # A pool line a person can read: no "Current Overflow: -4".
+    pool_line = next(line for line in empty.stdout.splitlines() if line.strip().startswith("pool"))
+    assert "in use" in pool_line and "Overflow: -" not in pool_line
 
 
 def test_help_everywhere_and_console_script() -> None:

@@ -76,3 +76,30 @@ def test_liquid_depth_counts_liquid_above_the_floor() -> None:
     y_index, top = top_blocks(stack)
     depth = _liquid_depth(stack, y_index, top, np.array([7], dtype=np.uint32))
     assert depth[0, 0, 0] == 6 and depth[0, 0, 1] == 2 and depth[0, 5, 5] == 0
+
+
+def test_default_frame_is_the_stored_chunks(database_url: str, tmp_path: Path) -> None:
+    from voxeldb._map import map_frame, stored_bounds
+
+    with voxeldb.connect(database_url, cache="memory") as db:
+        db.create_schema()
+        world, _ = ensure_world(db, "framed", height=16, min_y=0)
+        empty = render_map(db, world, tmp_path / "empty.png")
+        assert (empty.width, empty.height, empty.chunks_present) == (16, 16, 0)
+        store = db.chunks(world.id)
+        for cx, cz in ((5, -2), (7, -2), (5, 0), (6, -1)):
+            store.set_block(cx * 16 + 1, 3, cz * 16 + 2, "stone")
+        other, _ = ensure_world(db, "elsewhere", height=16, min_y=0)
+        db.chunks(other.id).set_block(-500, 0, 900, "stone")  # must not widen the frame
+        assert stored_bounds(db, world) == (5, -2, 7, 0)
+        assert map_frame(db, world) == (5, -2, 3, 3)
+        info = render_map(db, world, tmp_path / "whole.png")
+        assert (info.width, info.height, info.chunks_present, info.chunks_total) == (48, 48, 4, 9)
+        image = np.asarray(Image.open(tmp_path / "whole.png").convert("RGB")).astype(int)
+        assert tuple(image[2, 1]) != BACKGROUND  # the stone at chunk (5, -2)
+        assert tuple(image[0, 16]) == BACKGROUND  # chunk (6, -2) is not stored
+        # An explicit centre keeps the old square of radius 16 around it.
+        square = render_map(db, world, tmp_path / "square.png", center=(6, -1))
+        assert (square.width, square.chunks_total, square.chunks_present) == (33 * 16, 33**2, 4)
+        # A radius alone is centred on the middle of the stored chunks.
+        assert map_frame(db, world, radius=0) == (6, -1, 1, 1)

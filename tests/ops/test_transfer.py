@@ -120,7 +120,20 @@ def test_interrupted_migration_resumes_where_it_stopped(backend: str, source: En
 
 def test_migrate_refuses_bad_sources(tmp_path: Any) -> None:
     with temporary_database("sqlite") as empty, temporary_database("postgresql") as target:
+        blank = make_engine(empty)
+        with blank.connect():
+            pass  # an existing database file without the schema
+        blank.dispose()
         proc = voxeldb_cmd("migrate", "--from", empty, "--to", target)
         assert_one_line_error(proc, "has no voxeldb schema")
         same = voxeldb_cmd("migrate", "--from", target, "--to", target)
         assert_one_line_error(same, "same database")
+
+
+def test_migrate_from_a_missing_sqlite_file_creates_nothing(tmp_path: Any) -> None:
+    missing = tmp_path / "typo.sqlite3"
+    proc = voxeldb_cmd(
+        "migrate", "--from", f"sqlite:///{missing}", "--to", f"sqlite:///{tmp_path / 'to.db'}"
+    )
+    assert_one_line_error(proc, "--from", "does not exist")
+    assert not missing.exists()  # connecting would have created an empty file

@@ -146,3 +146,6 @@ def test_run_agent_activity(setup: dict[str, Any], session_local: sessionmaker[S
     assert info2.value.field == "data"
     with pytest.raises(ValidationError, match="agent_name"):
         services.create_agent("world_builder")
+    with pytest.raises(ValidationError, match=r"^agent_type") as info3:
+        services.create_agent("terraformer", "")
+    assert info3.value.field == "agent_type"

@@ -133,3 +133,26 @@ def test_idle_and_absolute_expiry(
     assert services.user_for_token(idle) is None
     assert services.user_for_token(absolute) is None
     assert services.user_for_token(fresh) is not None
+
+
+def test_unknown_user_costs_as_much_bcrypt_as_a_wrong_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No username probing by timing: the stand-in hash has the users' own bcrypt cost."""
+    import bcrypt
+
+    monkeypatch.setenv("VOXELDB_BCRYPT_ROUNDS", "6")
+    user = services.create_user("carol_timing", "carol@example.com", PW)
+    checked: list[bytes] = []
+    real_checkpw = bcrypt.checkpw
+
+    def recording_checkpw(password: bytes, hashed: bytes) -> bool:
+        checked.append(hashed)
+        return real_checkpw(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", recording_checkpw)
+    assert services.authenticate_user("carol_timing", PW + "!") is None
+    assert services.authenticate_user("nobody_at_all", PW) is None
+    assert services.login("nobody_at_all", PW) is None
+    assert user.password_hash.startswith("$2b$06$")
+    assert [h[:7] for h in checked] == [b"$2b$06$"] * 3

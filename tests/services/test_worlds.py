@@ -144,8 +144,13 @@ def test_set_block_validation() -> None:
     world = services.create_world("bad-blocks", {"height": 32, "min_y": 0})
     with pytest.raises(CoordinateError, match=r"0\.\.31"):
         services.set_block(world.id, 0, 32, 0, "stone")
-    with pytest.raises(ValidationError, match="type"):
+    # Like every bad service input, also a ValidationError naming the argument.
+    with pytest.raises(ValidationError, match=r"0\.\.31") as bad_y:
+        services.set_block(world.id, 0, -1, 0, "stone")
+    assert bad_y.value.field == "y"
+    with pytest.raises(ValidationError, match="type") as bad_state:
         services.set_block(world.id, 0, 0, 0, {"axis": "y"})
+    assert bad_state.value.field == "block_data"
     with pytest.raises(ValidationError) as info:
         services.set_block(world.id, 0.5, 0, 0, "stone")  # type: ignore[arg-type]
     assert info.value.field == "x"

@@ -39,6 +39,10 @@ _DATA_BY_KEYS = (
     "SELECT c.chunk_x, c.chunk_z, c.version, c.data FROM " + _KEYS + " JOIN world_chunks c "
     "ON c.world_id = %s AND c.chunk_x = k.x AND c.chunk_z = k.z"
 )
+_VERSIONS_BY_KEYS = (
+    "SELECT c.chunk_x, c.chunk_z, c.version FROM " + _KEYS + " JOIN world_chunks c "
+    "ON c.world_id = %s AND c.chunk_x = k.x AND c.chunk_z = k.z"
+)
 _LOCK = _DATA_BY_KEYS + " ORDER BY c.chunk_x, c.chunk_z FOR UPDATE OF c"
 _EXISTING = (
     "SELECT c.chunk_x, c.chunk_z FROM " + _KEYS + " JOIN world_chunks c "
@@ -117,6 +121,15 @@ class PostgresChunkStore(ChunkStore):
         params = [value for p in parts for value in p[1]]
         with self._cursor(conn) as cur:
             cur.execute(sql, params)
+            return cur.fetchall()
+
+    def _db_versions_of(self, conn: Connection, keys: Sequence[Key]) -> list[VersionRow]:
+        if not keys:
+            return []
+        with self._cursor(conn) as cur:
+            cur.execute(
+                _VERSIONS_BY_KEYS, ([k[0] for k in keys], [k[1] for k in keys], self.world_id)
+            )
             return cur.fetchall()
 
     def _db_data(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:

@@ -20,6 +20,7 @@ another state); the next transaction reads it from the table.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import threading
@@ -362,5 +363,6 @@ def lookup_states(
                 f"block state id(s) {unknown[:10]} are not registered in world {wid}"
             )
         _remember(conn, db, wid, found)
-    # Callers get their own dicts: mutating one must not change the memo.
-    return {state_id: dict(state) for state_id, state in result.items()}
+    # Callers get their own dicts, nested values included: mutating one must not change
+    # the memo.
+    return {state_id: copy.deepcopy(state) for state_id, state in result.items()}

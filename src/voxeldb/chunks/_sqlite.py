@@ -96,6 +96,9 @@ class SQLiteChunkStore(ChunkStore):
             rows += self._query(conn, self._keys_sql(columns, len(part)), params)
         return rows
 
+    def _db_versions_of(self, conn: Connection, keys: Sequence[Key]) -> list[VersionRow]:
+        return self._by_keys(conn, keys, "chunk_x, chunk_z, version")
+
     def _db_data(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
         return self._by_keys(conn, keys, "chunk_x, chunk_z, version, data")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import copy
 import logging
 import math
 import operator
@@ -68,6 +69,8 @@ _INT32_MAX = 2**31 - 1
 _U16_MAX = 2**16 - 1
 _U32_MAX = 2**32 - 1
 _WRITE_ATTEMPTS = 50
+_REGION_MAX_STRIPS = 16
+"""Past this many strips a region reads all its versions in one query instead."""
 _STREAM_BAND_CHUNKS = 8192
 """Stream bands are sized to hold about this many stored chunks (bounded versions reply)."""
 
@@ -181,6 +184,10 @@ class ChunkStore(abc.ABC):
     @abc.abstractmethod
     def _db_versions(self, conn: Connection, rects: Sequence[Rect]) -> list[VersionRow]:
         """``(cx, cz, version)`` of the stored chunks in the union of disjoint ``rects``."""
+
+    @abc.abstractmethod
+    def _db_versions_of(self, conn: Connection, keys: Sequence[Key]) -> list[VersionRow]:
+        """``(cx, cz, version)`` of those of ``keys`` that are stored, in one round trip."""
 
     @abc.abstractmethod
     def _db_data(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
@@ -468,6 +475,21 @@ class ChunkStore(abc.ABC):
         # query and at most one data query per strip.
         width = cz1 - cz0 + 1
         step = max(1, self.batch_size // width)
+        if (cx1 - cx0) // step >= _REGION_MAX_STRIPS:
+            # A huge rectangle (mostly empty, or the result would not fit in memory): strips
+            # would cost a query per few columns however few chunks are stored, so read
+            # every version at once (the result holds their arrays anyway), then the data
+            # in batches of keys.
+            with self._read_connection() as conn:
+                versions = self._db_versions(conn, [(cx0, cz0, cx1, cz1)])
+                for start in range(0, len(versions), self.batch_size):
+                    batch = versions[start : start + self.batch_size]
+                    found = self._resolve(conn, batch)
+                    for cx, cz, _ in batch:
+                        array = found.get((cx, cz))
+                        if array is not None:
+                            out[(cx, cz)] = array
+            return out
         with self._read_connection() as conn:
             x = cx0
             while x <= cx1:
@@ -510,15 +532,21 @@ class ChunkStore(abc.ABC):
     def _stream(
         self, cx: int, cz: int, radius: int, encoded: bool
     ) -> Iterator[tuple[int, int, Any]]:
-        pending: list[tuple[int, int, int, int]] = []  # (d2, cx, cz, version), sorted
+        # (d2, cx, cz, version, band it was read in), sorted
+        pending: list[tuple[int, int, int, int, int]] = []
         inner = -1  # Chebyshev radius already read
         thickness = 2
+        band = 0
+        # Versions read in bands up to this one have waited while the consumer held a
+        # yielded chunk: a write may have committed since, so they are read again.
+        waited = -1
         while inner < radius:
             outer = min(radius, inner + thickness)
             rects = _band_rects(cx, cz, inner, outer)
             with self._read_connection() as conn:
                 rows = self._db_versions(conn, rects)
-            pending.extend(((x - cx) ** 2 + (z - cz) ** 2, x, z, v) for x, z, v in rows)
+            band += 1
+            pending.extend(((x - cx) ** 2 + (z - cz) ** 2, x, z, v, band) for x, z, v in rows)
             pending.sort()
             inner = outer
             # Any position not read yet is at Chebyshev distance > inner, hence Euclidean
@@ -530,7 +558,9 @@ class ChunkStore(abc.ABC):
             ready, pending = pending[:cut], pending[cut:]
             for start in range(0, len(ready), self.batch_size):
                 batch = ready[start : start + self.batch_size]
-                yield from self._stream_batch(batch, encoded)
+                refresh = min(item[4] for item in batch) <= waited
+                yield from self._stream_batch(batch, encoded, refresh)
+                waited = band
             # Grow the bands while they hold few stored chunks (a sparse world is crossed in
             # a few queries); keep about _STREAM_BAND_CHUNKS rows per band where it is dense.
             area = sum((r[2] - r[0] + 1) * (r[3] - r[1] + 1) for r in rects)
@@ -539,9 +569,15 @@ class ChunkStore(abc.ABC):
             thickness = max(1, min(2 * thickness, fits))
 
     def _stream_batch(
-        self, batch: Sequence[tuple[int, int, int, int]], encoded: bool
+        self, batch: Sequence[tuple[int, int, int, int, int]], encoded: bool, refresh: bool
     ) -> Iterator[tuple[int, int, Any]]:
-        versions = [(x, z, v) for _, x, z, v in batch]
+        versions = [(x, z, v) for _, x, z, v, _ in batch]
+        if refresh:
+            with self._read_connection() as conn:
+                current = self._db_versions_of(conn, [(x, z) for x, z, _ in versions])
+            now = {(x, z): v for x, z, v in current}
+            # Same order; chunks deleted since are dropped.
+            versions = [(x, z, now[(x, z)]) for x, z, _ in versions if (x, z) in now]
         if encoded:
             blobs: dict[Key, bytes] = {}
             if self._redis is not None:
@@ -606,7 +642,17 @@ class ChunkStore(abc.ABC):
                 "put_many takes an iterable of (cx, cz, blocks) tuples, not a mapping",
                 field="items",
             )
-        touched: list[Key] = []
+        items = _iterate(items, "put_many", "items", "(cx, cz, blocks)")
+
+        def flush(conn: Connection, batch: dict[Key, bytes]) -> None:
+            self._db_bulk_upsert(conn, [(x, z, d) for (x, z), d in batch.items()])
+            # Versions keep stale entries from ever being served; this only frees their
+            # memory, so it is done per batch (keeping every key to the end would not be
+            # bounded) and even if the transaction later rolls back.
+            for cx, cz in batch:
+                self._lru.discard(self._lru_key(cx, cz))
+            if self._redis is not None:
+                self._redis.discard_many(self._world_key, list(batch))
 
         def work(conn: Connection) -> int:
             count = 0
@@ -618,23 +664,14 @@ class ChunkStore(abc.ABC):
                 batch[(cx, cz)] = encode_chunk(self._check_blocks(blocks, where))
                 count += 1
                 if len(batch) >= self.batch_size:
-                    self._db_bulk_upsert(conn, [(x, z, d) for (x, z), d in batch.items()])
-                    touched.extend(batch)
+                    flush(conn, batch)
                     batch = {}
             if batch:
-                self._db_bulk_upsert(conn, [(x, z, d) for (x, z), d in batch.items()])
-                touched.extend(batch)
+                flush(conn, batch)
             return count
 
-        try:
-            # A one-shot iterable cannot be replayed: no retry loop here.
-            count = self._write_once(work)
-        finally:
-            # Versions keep stale entries from ever being served; this frees their memory.
-            for cx, cz in touched:
-                self._lru.discard(self._lru_key(cx, cz))
-        if self._redis is not None and touched:
-            self._redis.discard_many(self._world_key, touched)
+        # A one-shot iterable cannot be replayed: no retry loop here.
+        count: int = self._write_once(work)
         return count
 
     def _unpack_item(self, item: object, index: int) -> tuple[int, int, Any]:
@@ -669,7 +706,7 @@ class ChunkStore(abc.ABC):
         read-modify-write, so concurrent editors of one chunk never lose each other's edits.
         Returns the number of edits applied.
         """
-        plan = self._plan_edits(edits)
+        plan = self._plan_edits(_iterate(edits, "set_blocks", "edits", "(x, y, z, state)"))
         if plan is None:
             return 0
         written, arrays, encoded = self._in_write_transaction(lambda conn: self._apply(conn, plan))
@@ -683,7 +720,8 @@ class ChunkStore(abc.ABC):
         slots: list[int] = []
         states: list[Any] = []
         by_name: dict[str, int] = {}
-        by_object: dict[int, tuple[Any, int]] = {}  # id(obj) -> (obj kept alive, slot)
+        # id(obj) -> (obj kept alive, slot, a deep copy of obj as it was then)
+        by_object: dict[int, tuple[Any, int, Any]] = {}
         by_key: dict[str, int] = {}
         for index, edit in enumerate(edits):
             try:
@@ -703,9 +741,11 @@ class ChunkStore(abc.ABC):
                     by_name[state] = slot
             else:
                 cached = by_object.get(id(state))
-                if cached is None:
+                # The same dict may come back mutated (a generator reusing one): the memo
+                # holds only while it still equals the state it was normalized from.
+                if cached is None or state != cached[2]:
                     slot = self._state_slot(state, states, by_key)
-                    by_object[id(state)] = (state, slot)
+                    by_object[id(state)] = (state, slot, copy.deepcopy(state))
                 else:
                     slot = cached[1]
             slots.append(slot)
@@ -718,7 +758,8 @@ class ChunkStore(abc.ABC):
         except (OverflowError, ValueError, TypeError):
             ax = ay = az = np.array([], dtype=object)
         for arr, values, name in ((ax, xs, "x"), (ay, ys, "y"), (az, zs, "z")):
-            if arr.dtype.kind not in "iu" or arr.ndim != 1:
+            # numpy turns [True, 5] into integers: bools must be looked for in the input.
+            if arr.dtype.kind not in "iu" or arr.ndim != 1 or bool in set(map(type, values)):
                 # Slow path only to name the offending edit precisely.
                 for index, value in enumerate(values):
                     try:
@@ -850,6 +891,16 @@ class _EditPlan:
         self.flat = flat
         self.slots = slots
         self.bounds = bounds
+
+
+def _iterate(things: Iterable[_T], where: str, field: str, what: str) -> Iterator[_T]:
+    try:
+        return iter(things)
+    except TypeError:
+        raise ValidationError(
+            f"{where} takes an iterable of {what} tuples, got {type(things).__name__}",
+            field=field,
+        ) from None
 
 
 def _band_rects(cx: int, cz: int, inner: int, outer: int) -> list[Rect]:

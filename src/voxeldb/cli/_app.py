@@ -289,6 +289,25 @@ class _RichTransferProgress:
             self.progress.update(self.tasks[table], description=f"{table} (already there)")
 
 
+def _require_sqlite_file(url: str, option: str) -> None:
+    """A SQLite source must exist: connecting would silently create an empty file."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return  # make_engine reports the bad URL
+    database = parsed.database or ""
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and database not in ("", ":memory:")
+        and not database.startswith("file:")
+        and not Path(database).expanduser().is_file()
+    ):
+        raise typer.BadParameter(f"SQLite file {database} does not exist", param_hint=option)
+
+
 @app.command()
 def migrate(
     source: Annotated[
@@ -308,6 +327,7 @@ def migrate(
     from voxeldb._transfer import transfer_database
     from voxeldb.meta import Base
 
+    _require_sqlite_file(source, "--from")
     src = make_engine(source)
     dst = make_engine(target)
     try:
@@ -386,7 +406,17 @@ def _print_health(report: dict[str, Any]) -> None:
             value = _size(db[key]) if key == "size_bytes" else str(db[key])
             summary.add_row(label, value)
     if "pool" in db:
-        summary.add_row("pool", db["pool"]["status"])
+        pool = db["pool"]
+        if "size" in pool and "checkedout" in pool:
+            # QueuePool.status() counts overflow from -size up: say it plainly instead.
+            summary.add_row(
+                "pool",
+                f"{pool['class']}: size {pool['size']}, {pool['checkedout']} in use, "
+                f"{pool.get('checkedin', 0)} idle, "
+                f"{max(0, pool.get('overflow', 0))} overflow",
+            )
+        else:
+            summary.add_row("pool", pool["status"])
     cache = report["cache"]
     summary.add_row("in-process cache", _size(cache.get("in_process_lru_bytes")))
     if cache.get("redis_configured"):
@@ -427,30 +457,41 @@ def map_command(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="The PNG file to write.", show_default=False)
     ],
-    center: Annotated[tuple[int, int], typer.Option("--center", help="Centre chunk CX CZ.")] = (
-        0,
-        0,
-    ),
+    center: Annotated[
+        tuple[int, int] | None,
+        typer.Option(
+            "--center",
+            help="Centre chunk CX CZ [default: the middle of the stored chunks].",
+            show_default=False,
+        ),
+    ] = None,
     radius: Annotated[
-        int, typer.Option("--radius", "-r", min=0, max=512, help="Chunks around the centre.")
-    ] = 16,
+        int | None,
+        typer.Option(
+            "--radius",
+            "-r",
+            min=0,
+            max=512,
+            help="Chunks around the centre [default: 16 with --center; else the whole world].",
+            show_default=False,
+        ),
+    ] = None,
     grid: Annotated[bool, typer.Option("--grid", help="Draw chunk borders.")] = False,
 ) -> None:
     """A top-down picture: one pixel per block column, coloured by its top block, shaded by height."""
-    from voxeldb._map import render_map
+    from voxeldb._map import map_frame, render_map
     from voxeldb._sample import resolve_world
 
     with open_db(ctx) as db:
         ref = resolve_world(db, world)
-        side = 2 * radius + 1
+        frame = map_frame(db, ref, center, radius)
         with progress_bar("chunks") as progress:
-            task = progress.add_task(f"Mapping {ref.name}", total=side * side)
+            task = progress.add_task(f"Mapping {ref.name}", total=frame[2] * frame[3])
             info = render_map(
                 db,
                 ref,
                 output,
-                center=center,
-                radius=radius,
+                frame=frame,
                 grid=grid,
                 progress=lambda n: progress.advance(task, n),
             )

@@ -24,7 +24,16 @@ def create_agent(
     session: Session | None = None,
 ) -> AIAgent:
     """Register an AI agent under a unique name."""
-    data = validated(AgentActivityInput, agent_name=agent_name, activity_type=agent_type, data={})
+    try:
+        data = validated(
+            AgentActivityInput, agent_name=agent_name, activity_type=agent_type, data={}
+        )
+    except ValidationError as exc:
+        if exc.field != "activity_type":
+            raise
+        # Checked as an activity type, but this function's argument is agent_type.
+        message = str(exc).replace("activity_type", "agent_type", 1)
+        raise ValidationError(message, field="agent_type") from None
     try:
         config = check_json_object(
             configuration if configuration is not None else {}, "configuration"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -29,9 +30,15 @@ __all__ = [
     "user_for_token",
 ]
 
-# A hash to check against when the user does not exist, so that "no such user" takes as
-# long as "wrong password" (no username probing by timing).
-_DUMMY_HASH = bcrypt.hashpw(b"voxeldb-dummy-password", bcrypt.gensalt(rounds=4))
+
+@functools.cache
+def _dummy_hash(rounds: int) -> bytes:
+    """A hash to check against when the user does not exist, so that "no such user" takes
+    as long as "wrong password" (no username probing by timing): so the same bcrypt cost as
+    the users' own hashes."""
+    return bcrypt.hashpw(b"voxeldb-dummy-password", bcrypt.gensalt(rounds=rounds))
+
+
 # last_seen_at is written at most this often: a read per request, not a write per request.
 _TOUCH_INTERVAL = timedelta(minutes=1)
 
@@ -71,7 +78,7 @@ def _find_user(s: Session, username: str) -> User | None:
 
 def _password_ok(user: User | None, password: str) -> bool:
     if user is None or not user.is_active:
-        bcrypt.checkpw(b"voxeldb-dummy-password", _DUMMY_HASH)
+        bcrypt.checkpw(b"voxeldb-dummy-password", _dummy_hash(get_settings().bcrypt_rounds))
         return False
     return user.check_password(password)
 

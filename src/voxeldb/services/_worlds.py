@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from voxeldb.errors import ConcurrencyError, ValidationError
+from voxeldb.errors import ConcurrencyError, CoordinateError, ValidationError
 from voxeldb.meta._models import World, WorldChunk
 from voxeldb.services._common import UnknownIdError, parse_id, session_scope, validated
 from voxeldb.services._settings_cache import get_cache
@@ -26,6 +26,11 @@ __all__ = [
 ]
 
 _SET_BLOCK_ATTEMPTS = 20
+
+
+class _OutsideWorldError(CoordinateError, ValidationError):
+    """``y`` outside the world: a CoordinateError like the chunk store's, and (as for any
+    bad service input) a ValidationError naming the field."""
 
 
 def _check_settings(settings: Any) -> dict[str, Any]:
@@ -176,6 +181,14 @@ def _set_block(
         s.add(chunk)
     # No flush of the half-built chunk (data still None) while the registry queries.
     with s.no_autoflush:
-        chunk.set_block_at(lx, y, lz, block_data)
+        try:
+            chunk.set_block_at(lx, y, lz, block_data)
+        except CoordinateError as exc:
+            raise _OutsideWorldError(f"y: {exc}", field="y") from None
+        except ValidationError as exc:
+            # The model calls it "state"; this function's argument is block_data.
+            if exc.field != "state":
+                raise
+            raise ValidationError(f"block_data: {exc}", field="block_data") from None
     s.flush()
     return chunk
