@@ -9,9 +9,14 @@ import pytest
 from sqlalchemy import text
 
 import voxeldb
-from tests._services import REDIS_TEST_URL
+from tests._services import REDIS_TEST_URL, free_port
 from voxeldb import Database
-from voxeldb.errors import ConfigurationError, NotFoundError, ValidationError
+from voxeldb.errors import (
+    ConfigurationError,
+    DatabaseUnavailableError,
+    NotFoundError,
+    ValidationError,
+)
 
 
 @pytest.fixture
@@ -117,3 +122,12 @@ def test_close_is_idempotent_and_a_context_manager(clean_env: Path) -> None:
         assert entered is db
     db.close()
     assert "sqlite" in repr(db)
+
+
+def test_chunks_with_the_database_down_is_unavailable_not_not_found(clean_env: Path) -> None:
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere"
+    with voxeldb.connect(url, cache="memory") as db:
+        with pytest.raises(DatabaseUnavailableError, match="cannot connect") as info:
+            db.chunks(uuid.uuid4())
+        assert isinstance(info.value, ConnectionError)
+        assert not isinstance(info.value, NotFoundError)

@@ -21,7 +21,7 @@ from voxeldb._settings import Settings, get_settings
 from voxeldb.chunks._lru import ChunkLRU
 from voxeldb.chunks._redis import RedisChunkCache
 from voxeldb.chunks._store import DEFAULT_HEIGHT, DEFAULT_MIN_Y, ChunkStore
-from voxeldb.errors import ConfigurationError, NotFoundError
+from voxeldb.errors import ConfigurationError, DatabaseUnavailableError, NotFoundError
 
 __all__ = ["MEMORY_ONLY", "Database", "connect"]
 
@@ -118,7 +118,14 @@ class Database:
 
         wid = as_uuid(world_id)
         try:
-            with self.engine.connect() as conn:
+            conn = self.engine.connect()
+        except DBAPIError as exc:
+            # A server that is down is not a missing world (nor a missing schema).
+            raise DatabaseUnavailableError(
+                f"cannot connect to the database: {str(exc.orig).strip()[:300]}"
+            ) from exc
+        try:
+            with conn:
                 row = conn.execute(select(World.world_settings).where(World.id == wid)).first()
         except DBAPIError as exc:
             raise NotFoundError(

@@ -622,3 +622,33 @@ def test_put_many_and_set_blocks_refuse_what_is_not_iterable(store: ChunkStore, 
         store.put_many(bad)
     with pytest.raises(ValidationError, match="set_blocks takes an iterable"):
         store.set_blocks(bad)
+
+
+def test_writes_to_a_world_deleted_meanwhile_are_not_found(
+    db: Database, world: uuid.UUID, store: ChunkStore
+) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(
+            text("DELETE FROM worlds WHERE id = :id"),
+            {"id": world.hex if db.backend == "sqlite" else world},
+        )
+    with pytest.raises(NotFoundError, match=f"world {world} does not exist"):
+        store.put(0, 0, chunk(0))
+    with pytest.raises(NotFoundError, match=f"world {world} does not exist"):
+        store.put_many([(0, 0, chunk(0))])
+    with pytest.raises(NotFoundError, match=f"world {world} does not exist"):
+        store.set_block(0, 0, 0, "stone")
+    assert store.get(0, 0) is None
+
+
+def test_put_many_duplicates_across_batches_the_last_wins(db: Database, world: uuid.UUID) -> None:
+    store = ChunkStore.open(
+        db.engine, world, height=HEIGHT, min_y=MIN_Y, lru=db.lru, redis=db.redis, batch_size=2
+    )
+    items = [(0, 0, chunk(1)), (1, 0, chunk(2)), (0, 0, chunk(3)), (-1, -1, chunk(4))]
+    items += [(0, 0, chunk(5)), (1, 0, chunk(6))]
+    assert store.put_many(iter(items)) == 6
+    got = store.region(-1, -1, 1, 0)
+    assert set(got) == {(0, 0), (1, 0), (-1, -1)}
+    for key, seed in (((0, 0), 5), ((1, 0), 6), ((-1, -1), 4)):
+        np.testing.assert_array_equal(got[key], chunk(seed))

@@ -245,6 +245,8 @@ class PostgresChunkStore(ChunkStore):
             exc = exc.orig if exc.orig is not None else exc
         if isinstance(exc, _TRANSIENT):
             return "transient"
+        if isinstance(exc, psycopg.errors.ForeignKeyViolation):
+            return "foreign_key"
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
             state = getattr(exc, "sqlstate", None) or ""
             if not state or state.startswith(_DISCONNECT_STATES):

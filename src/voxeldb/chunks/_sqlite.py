@@ -176,4 +176,6 @@ class SQLiteChunkStore(ChunkStore):
             message = str(exc).lower()
             if "locked" in message or "busy" in message:
                 return "transient"
+        if isinstance(exc, sqlite3.IntegrityError) and "foreign key" in str(exc).lower():
+            return "foreign_key"
         return None

@@ -44,6 +44,7 @@ from voxeldb.errors import (
     ConcurrencyError,
     CoordinateError,
     DatabaseUnavailableError,
+    NotFoundError,
     ValidationError,
 )
 
@@ -234,7 +235,8 @@ class ChunkStore(abc.ABC):
     @abc.abstractmethod
     def _classify(self, exc: BaseException) -> str | None:
         """``"transient"`` (deadlock, serialization failure, busy: retry the transaction),
-        ``"disconnect"`` (the connection is gone) or None (anything else)."""
+        ``"disconnect"`` (the connection is gone), ``"foreign_key"`` (a foreign-key
+        violation: the only foreign keys written here point at the world) or None."""
 
     # ------------------------------------------------------------------ validation helpers
 
@@ -329,10 +331,15 @@ class ChunkStore(abc.ABC):
                 raise
             return result
         except Exception as exc:
-            if self._classify(exc) == "disconnect":
+            kind = self._classify(exc)
+            if kind == "disconnect":
                 with contextlib.suppress(Exception):
                     conn.invalidate()
                 raise self._unavailable(exc) from exc
+            if kind == "foreign_key":
+                raise NotFoundError(
+                    f"world {self.world_id} does not exist (deleted while its store was open?)"
+                ) from exc
             raise
         finally:
             with contextlib.suppress(Exception):
