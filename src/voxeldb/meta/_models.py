@@ -6,6 +6,7 @@ docs/schema.md exactly; change that page, these models and a migration together.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -159,6 +160,10 @@ class World(TimestampMixin, Base):
         return f"World(id={self.id!s}, name={self.name!r})"
 
 
+def _next_chunk_version(current: int | None) -> int:
+    return time.time_ns() // 1000 if current is None else current + 1
+
+
 class WorldChunk(Base):
     """A 16 x 16 column of blocks, stored as the codec's bytes (``voxeldb.chunks.codec``)."""
 
@@ -184,7 +189,12 @@ class WorldChunk(Base):
     # Every ORM UPDATE is "... WHERE version = <read>" and sets version + 1, the same
     # optimistic concurrency the chunk store uses: a concurrent write is a StaleDataError,
     # never a lost update, and version-tagged caches see the change.
-    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+    # A new row starts at the microsecond clock, not 1, like the chunk store's rows: a chunk
+    # deleted and created again must never repeat a version an old cache entry still holds.
+    __mapper_args__ = {  # noqa: RUF012
+        "version_id_col": version,
+        "version_id_generator": _next_chunk_version,
+    }
 
     def _world(self) -> World:
         """The chunk's world, from wherever it can be had (even for a detached chunk)."""
