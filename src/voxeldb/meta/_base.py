@@ -12,7 +12,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from voxeldb.errors import ValidationError
+from voxeldb._ids import as_uuid
 
 __all__ = [
     "NAMING_CONVENTION",
@@ -20,7 +20,6 @@ __all__ = [
     "JSONType",
     "TimestampMixin",
     "UUIDType",
-    "coerce_uuid",
     "utcnow",
 ]
 
@@ -38,20 +37,6 @@ JSONType: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
 """JSON everywhere, JSONB on PostgreSQL (indexable with GIN, compact, deduplicated keys)."""
 
 
-def coerce_uuid(value: Any, field: str = "id") -> uuid.UUID:
-    """``value`` as a UUID; strings (with or without dashes) are parsed, anything else refused."""
-    if isinstance(value, uuid.UUID):
-        return value
-    if isinstance(value, str):
-        try:
-            return uuid.UUID(value)
-        except ValueError:
-            raise ValidationError(f"{field}: {value!r} is not a valid UUID", field=field) from None
-    raise ValidationError(
-        f"{field}: expected a UUID or its string form, got {type(value).__name__}", field=field
-    )
-
-
 class UUIDType(TypeDecorator[uuid.UUID]):
     """``sqlalchemy.Uuid`` that also accepts the string form in binds and comparisons.
 
@@ -66,7 +51,7 @@ class UUIDType(TypeDecorator[uuid.UUID]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> uuid.UUID | None:
         if value is None:
             return None
-        return coerce_uuid(value)
+        return as_uuid(value, "id")
 
     def process_result_value(self, value: Any, dialect: Dialect) -> uuid.UUID | None:
         return value  # type: ignore[no-any-return]
@@ -110,6 +95,6 @@ def _coerce_uuid_attributes(cls: type, key: str, inst: Any) -> None:
         return
 
     def _set(_target: Any, value: Any, _old: Any, _initiator: Any) -> Any:
-        return None if value is None else coerce_uuid(value, key)
+        return None if value is None else as_uuid(value, key)
 
     event.listen(inst, "set", _set, retval=True)

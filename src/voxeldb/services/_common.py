@@ -11,8 +11,8 @@ import pydantic
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
+from voxeldb._ids import as_uuid
 from voxeldb.errors import NotFoundError, ValidationError
-from voxeldb.meta._base import coerce_uuid
 from voxeldb.meta._session import SessionLocal, get_engine
 
 __all__ = [
@@ -34,7 +34,7 @@ class UnknownIdError(NotFoundError, ValidationError):
 
 def parse_id(value: Any, field: str) -> uuid.UUID:
     """``value`` (a UUID or its string form) as a UUID; anything else names ``field``."""
-    return coerce_uuid(value, field)
+    return as_uuid(value, field)
 
 
 def validated(model: type[M], **values: Any) -> M:
