@@ -48,6 +48,7 @@ def test_errors_exports() -> None:
         "DatabaseUnavailableError",
         "NotFoundError",
         "SnapshotError",
+        "TransferError",
         "ValidationError",
         "VoxelDBError",
     }
@@ -76,3 +77,65 @@ def test_every_exported_name_resolves_and_store_methods_exist() -> None:
     assert stream["encoded"].kind is inspect.Parameter.KEYWORD_ONLY
     for method in ("create_schema", "session", "chunks", "close", "create_world"):
         assert callable(getattr(voxeldb.Database, method))
+
+
+def test_meta_services_and_tools_exports() -> None:
+    import voxeldb.cli
+    import voxeldb.meta
+    import voxeldb.services
+    import voxeldb.setup
+    import voxeldb.terrain
+
+    assert set(voxeldb.meta.__all__) == {
+        "AIAgent",
+        "AIAgentActivity",
+        "Base",
+        "BlockState",
+        "Character",
+        "CharacterRelationship",
+        "InventoryItem",
+        "SessionLocal",
+        "Story",
+        "StoryChoice",
+        "User",
+        "UserSession",
+        "World",
+        "WorldChunk",
+        "WorldEvolutionLog",
+        "check_database_health",
+        "configure",
+        "get_engine",
+    }
+    assert set(voxeldb.services.__all__) == {
+        "UnknownIdError",
+        "add_item",
+        "authenticate_user",
+        "change_password",
+        "check_user_permission",
+        "create_agent",
+        "create_character",
+        "create_story",
+        "create_user",
+        "create_world",
+        "get_chunk",
+        "get_world_settings",
+        "login",
+        "logout",
+        "make_choice",
+        "reset_cache",
+        "run_agent_activity",
+        "set_block",
+        "update_world_settings",
+        "user_for_token",
+    }
+    assert voxeldb.setup.__all__ == ["DatabaseSetup"]
+    assert set(voxeldb.cli.__all__) == {"app", "main", "run"}
+    assert set(voxeldb.terrain.__all__) == {
+        "SEA_LEVEL",
+        "TERRAIN_STATES",
+        "generate_chunk",
+        "terrain_chunks",
+    }
+    for module in (voxeldb.meta, voxeldb.services, voxeldb.setup, voxeldb.cli, voxeldb.terrain):
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{module.__name__}.{name}"

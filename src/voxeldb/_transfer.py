@@ -43,16 +43,12 @@ from sqlalchemy import (
     text,
 )
 
-from voxeldb.errors import VoxelDBError
+from voxeldb.errors import TransferError
 
 __all__ = ["TransferError", "TransferProgress", "TransferReport", "transfer_database"]
 
 _ROW_BATCH = 1000
 _CHUNK_BATCH = 200
-
-
-class TransferError(VoxelDBError, RuntimeError):
-    """A database migration was refused or found the target in a state it cannot continue from."""
 
 
 class TransferProgress(Protocol):

@@ -14,6 +14,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "NotFoundError",
     "SnapshotError",
+    "TransferError",
     "ValidationError",
     "VoxelDBError",
 ]
@@ -57,3 +58,7 @@ class DatabaseUnavailableError(VoxelDBError, ConnectionError):
 
 class SnapshotError(VoxelDBError, ValueError):
     """A snapshot file is missing, corrupt, or cannot be restored as asked."""
+
+
+class TransferError(VoxelDBError, RuntimeError):
+    """A database migration was refused or found the target in a state it cannot continue from."""
