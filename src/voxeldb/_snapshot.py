@@ -18,10 +18,10 @@ database: a user created by a restore gets an unusable hash (the account is lock
 password is set again); a user that exists on the target already (same id, or the same value
 of a unique column such as ``username``) is used as it is.
 
-Chunks keep their ``version``: the store never gives two different contents of one chunk
-the same version (SQLite starts rows at the current time in microseconds; PostgreSQL
-likewise), so a restored ``(version, bytes)`` pair is one a cache may already hold, never a
-stale one, and no cache needs clearing after a restore.
+Restored chunks get a fresh ``version`` (``voxeldb._ids.fresh_version``), not the one in the
+file: the world may have been edited after the snapshot and deleted since, and caches may
+still hold those later versions (v + 1, v + 2, ...) with other contents. A fresh version is
+past all of them, so no cache needs clearing after a restore.
 
 The file is written to a temporary name in the target directory, fsynced and renamed, so a
 crash leaves either the complete snapshot or none. A restore checks every member's SHA-256
@@ -67,6 +67,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
+from voxeldb._ids import fresh_version
 from voxeldb.errors import NotFoundError, SnapshotError
 
 __all__ = [
@@ -906,7 +907,8 @@ def _restore_chunks(
     keys: list[tuple[int, int]] = []
     done = 0
     stmt = insert(chunks)
-    for cx, cz, version, data, meta in snap.chunk_records():
+    version = fresh_version()
+    for cx, cz, _stored_version, data, meta in snap.chunk_records():
         keys.append((cx, cz))
         batch.append(
             {

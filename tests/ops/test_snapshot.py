@@ -305,3 +305,37 @@ def test_restore_over_a_deleted_world_never_serves_its_cached_chunks(
         assert np.array_equal(fresh.db.chunks(world_id).get(0, 0), a)
     finally:
         fresh.close()
+
+
+def test_edits_after_a_restore_never_match_versions_cached_before_the_deletion(
+    database_url: str, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    import voxeldb
+
+    setup = DatabaseSetup(database_url, cache="memory")
+    reader = voxeldb.connect(database_url, cache="memory")  # another server, its own LRU
+    try:
+        setup.create_tables()
+        db = setup.db
+        world_id = db.create_world("edited", {"height": 32, "min_y": 0})
+        store = db.chunks(world_id)
+        store.put(0, 0, np.zeros((32, 16, 16), dtype=np.uint16))
+        path = setup.create_world_snapshot(world_id, tmp_path / "e.vxsnap")
+        # Edited after the snapshot (versions v + 1, v + 2); the other server caches v + 2.
+        store.set_block(5, 9, 5, "glass")
+        store.set_block(6, 9, 6, "glass")
+        assert reader.chunks(world_id).get_block(5, 9, 5) == {"type": "glass"}
+        with db.session() as s:
+            s.execute(World.__table__.delete().where(World.__table__.c.id == world_id))
+        assert setup.restore_world_snapshot(path) == world_id
+        restored = db.chunks(world_id)
+        restored.set_block(1, 9, 1, "stone")
+        restored.set_block(2, 9, 2, "stone")
+        seen = reader.chunks(world_id)
+        assert seen.get_block(5, 9, 5) == {"type": "air"}
+        assert seen.get_block(1, 9, 1) == {"type": "stone"}
+    finally:
+        reader.close()
+        setup.close()

@@ -13,13 +13,13 @@ chunk deleted and stored again never repeats a version an old cache entry could 
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
+from voxeldb._ids import fresh_version
 from voxeldb.chunks._store import ChunkStore, Key, Rect, Row, VersionRow
 
 __all__ = ["SQLiteChunkStore"]
@@ -46,10 +46,6 @@ def _raw(conn: Connection) -> sqlite3.Connection:
     raw = conn.connection.driver_connection
     assert isinstance(raw, sqlite3.Connection)
     return raw
-
-
-def _new_version() -> int:
-    return time.time_ns() // 1000
 
 
 class SQLiteChunkStore(ChunkStore):
@@ -118,7 +114,7 @@ class SQLiteChunkStore(ChunkStore):
         self, conn: Connection, rows: Sequence[tuple[int, int, bytes]]
     ) -> dict[Key, int]:
         raw = _raw(conn)
-        version = _new_version()
+        version = fresh_version()
         written: dict[Key, int] = {}
         for x, z, data in rows:
             cur = raw.execute(_UPSERT + " RETURNING version", (self._wid, x, z, data, version))
@@ -127,7 +123,7 @@ class SQLiteChunkStore(ChunkStore):
         return written
 
     def _db_bulk_upsert(self, conn: Connection, rows: Sequence[tuple[int, int, bytes]]) -> None:
-        version = _new_version()
+        version = fresh_version()
         wid = self._wid
         _raw(conn).executemany(_UPSERT, [(wid, x, z, data, version) for x, z, data in rows])
 
@@ -139,7 +135,7 @@ class SQLiteChunkStore(ChunkStore):
         self, conn: Connection, rows: Sequence[tuple[int, int, bytes]]
     ) -> dict[Key, int]:
         raw = _raw(conn)
-        version = _new_version()
+        version = fresh_version()
         inserted: dict[Key, int] = {}
         for x, z, data in rows:
             cur = raw.execute(_INSERT_NEW, (self._wid, x, z, data, version))

@@ -6,7 +6,6 @@ docs/schema.md exactly; change that page, these models and a migration together.
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -36,6 +35,7 @@ from sqlalchemy.orm import (
     relationship,
 )
 
+from voxeldb._ids import fresh_version
 from voxeldb.errors import ChunkFormatError, CoordinateError
 from voxeldb.meta._base import Base, JSONType, TimestampMixin, utcnow
 from voxeldb.meta._passwords import check_password_hash, hash_password
@@ -161,7 +161,7 @@ class World(TimestampMixin, Base):
 
 
 def _next_chunk_version(current: int | None) -> int:
-    return time.time_ns() // 1000 if current is None else current + 1
+    return fresh_version() if current is None else current + 1
 
 
 class WorldChunk(Base):
