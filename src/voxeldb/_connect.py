@@ -20,7 +20,7 @@ from voxeldb._ids import as_uuid
 from voxeldb._settings import Settings, get_settings
 from voxeldb.chunks._lru import ChunkLRU
 from voxeldb.chunks._redis import RedisChunkCache
-from voxeldb.chunks._store import DEFAULT_HEIGHT, DEFAULT_MIN_Y, ChunkStore
+from voxeldb.chunks._store import ChunkStore, world_shape
 from voxeldb.errors import ConfigurationError, DatabaseUnavailableError, NotFoundError
 
 __all__ = ["MEMORY_ONLY", "Database", "connect"]
@@ -134,9 +134,7 @@ class Database:
             ) from exc
         if row is None:
             raise NotFoundError(f"world {wid} does not exist")
-        world_settings = row[0] or {}
-        height = world_settings.get("height", DEFAULT_HEIGHT)
-        min_y = world_settings.get("min_y", DEFAULT_MIN_Y)
+        height, min_y = world_shape(row[0])
         return ChunkStore.open(
             self.engine, wid, height=height, min_y=min_y, lru=self.lru, redis=self.redis
         )

@@ -22,6 +22,7 @@ import numpy.typing as npt
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import DBAPIError
 
+from voxeldb.chunks._store import DEFAULT_HEIGHT, DEFAULT_MIN_Y, world_shape
 from voxeldb.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -51,11 +52,11 @@ class WorldRef:
 
     @property
     def height(self) -> int:
-        return int(self.settings.get("height", 384))
+        return world_shape(self.settings)[0]
 
     @property
     def min_y(self) -> int:
-        return int(self.settings.get("min_y", -64))
+        return world_shape(self.settings)[1]
 
 
 def resolve_world(db: Database, ref: str | uuid.UUID) -> WorldRef:
@@ -111,8 +112,8 @@ def ensure_world(
             )
         return world, False
     settings: dict[str, Any] = {
-        "height": 384 if height is None else height,
-        "min_y": -64 if min_y is None else min_y,
+        "height": DEFAULT_HEIGHT if height is None else height,
+        "min_y": DEFAULT_MIN_Y if min_y is None else min_y,
         "seed": 0 if seed is None else seed,
         "generator": "voxeldb.terrain",
     }
@@ -299,7 +300,7 @@ def create_sample_data(db: Database, *, size: int = 16, seed: int = 42) -> Sampl
             report_users.append(username)
         world = services.create_world(
             SAMPLE_WORLD_NAME,
-            {"height": 384, "min_y": -64, "seed": seed, "generator": "voxeldb.terrain",
+            {"height": DEFAULT_HEIGHT, "min_y": DEFAULT_MIN_Y, "seed": seed, "generator": "voxeldb.terrain",
              "difficulty": "normal", "spawn": {"x": 8, "y": 72, "z": 8}},
             session=s,
         )  # fmt: skip

@@ -68,7 +68,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 from voxeldb._ids import fresh_version
+from voxeldb.chunks._store import world_shape
 from voxeldb.errors import NotFoundError, SnapshotError
+from voxeldb.meta._base import as_utc
 
 __all__ = [
     "FORMAT",
@@ -213,8 +215,7 @@ def _from_json(value: Any, column: Column[Any]) -> Any:
         return uuid.UUID(value)
     if kind is dt.datetime:
         # SQLite hands timestamps back naive (they are UTC): say so for PostgreSQL's sake.
-        stamp = dt.datetime.fromisoformat(value)
-        return stamp.replace(tzinfo=dt.UTC) if stamp.tzinfo is None else stamp
+        return as_utc(dt.datetime.fromisoformat(value))
     if kind is dt.date:
         return dt.date.fromisoformat(value)
     if kind is dt.time:
@@ -511,8 +512,8 @@ def _write_archive(
             "world": {
                 "id": str(world_id),
                 "name": world_name,
-                "height": int(world_settings.get("height", 384)),
-                "min_y": int(world_settings.get("min_y", -64)),
+                "height": world_shape(world_settings)[0],
+                "min_y": world_shape(world_settings)[1],
             },
             "counts": counts,
             "tables": order,

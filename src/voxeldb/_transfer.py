@@ -44,6 +44,7 @@ from sqlalchemy import (
 )
 
 from voxeldb.errors import TransferError
+from voxeldb.meta._base import as_utc
 
 __all__ = ["TransferError", "TransferProgress", "TransferReport", "transfer_database"]
 
@@ -102,11 +103,7 @@ def _utc_converter(table: Table) -> Callable[[dict[str, Any]], dict[str, Any]]:
         for name in cols:
             value = row.get(name)
             if isinstance(value, dt.datetime):
-                row[name] = (
-                    value.replace(tzinfo=dt.UTC)
-                    if value.tzinfo is None
-                    else value.astimezone(dt.UTC)
-                )
+                row[name] = as_utc(value)
         return row
 
     return convert

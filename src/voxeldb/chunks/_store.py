@@ -48,12 +48,19 @@ from voxeldb.errors import (
     ValidationError,
 )
 
-__all__ = ["DEFAULT_HEIGHT", "DEFAULT_MIN_Y", "ChunkStore", "Key", "Row"]
+__all__ = ["DEFAULT_HEIGHT", "DEFAULT_MIN_Y", "ChunkStore", "Key", "Row", "world_shape"]
 
 logger = logging.getLogger("voxeldb.chunks")
 
 DEFAULT_HEIGHT = 384
 DEFAULT_MIN_Y = -64
+
+
+def world_shape(settings: Mapping[str, Any] | None) -> tuple[int, int]:
+    """``(height, min_y)`` of a world from its settings, with CONTRACT §1's defaults."""
+    settings = settings or {}
+    return int(settings.get("height", DEFAULT_HEIGHT)), int(settings.get("min_y", DEFAULT_MIN_Y))
+
 
 Blocks = npt.NDArray[Any]
 Key = tuple[int, int]

@@ -20,6 +20,7 @@ __all__ = [
     "JSONType",
     "TimestampMixin",
     "UUIDType",
+    "as_utc",
     "utcnow",
 ]
 
@@ -59,6 +60,11 @@ class UUIDType(TypeDecorator[uuid.UUID]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC time: SQLite hands timestamps back naive (voxeldb writes UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):

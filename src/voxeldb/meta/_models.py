@@ -36,6 +36,7 @@ from sqlalchemy.orm import (
 )
 
 from voxeldb._ids import fresh_version
+from voxeldb.chunks._store import world_shape
 from voxeldb.errors import ChunkFormatError, CoordinateError
 from voxeldb.meta._base import Base, JSONType, TimestampMixin, utcnow
 from voxeldb.meta._passwords import check_password_hash, hash_password
@@ -55,9 +56,6 @@ __all__ = [
     "WorldChunk",
     "WorldEvolutionLog",
 ]
-
-DEFAULT_HEIGHT = 384
-DEFAULT_MIN_Y = -64
 
 # Raw INSERTs (the chunk store, COPY, hand-written SQL) can leave JSON columns out.
 _EMPTY_JSON = text("'{}'")
@@ -150,11 +148,11 @@ class World(TimestampMixin, Base):
 
     @property
     def height(self) -> int:
-        return int((self.world_settings or {}).get("height", DEFAULT_HEIGHT))
+        return world_shape(self.world_settings)[0]
 
     @property
     def min_y(self) -> int:
-        return int((self.world_settings or {}).get("min_y", DEFAULT_MIN_Y))
+        return world_shape(self.world_settings)[1]
 
     def __repr__(self) -> str:
         return f"World(id={self.id!s}, name={self.name!r})"

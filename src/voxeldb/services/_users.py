@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import bcrypt
 from sqlalchemy import select
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from voxeldb._settings import get_settings
 from voxeldb.errors import ValidationError
-from voxeldb.meta._base import utcnow
+from voxeldb.meta._base import as_utc, utcnow
 from voxeldb.meta._models import User, UserSession
 from voxeldb.meta._passwords import validate_password
 from voxeldb.services._common import UnknownIdError, parse_id, session_scope, validated
@@ -142,11 +142,6 @@ def login(username: str, password: str, *, session: Session | None = None) -> st
     return token
 
 
-def _aware(value: datetime) -> datetime:
-    # SQLite hands timestamps back without a zone; voxeldb writes them in UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def user_for_token(token: str, *, session: Session | None = None) -> User | None:
     """The user a live session token belongs to; None if unknown, expired or revoked."""
     if not isinstance(token, str) or not token or len(token) > 512:
@@ -162,11 +157,11 @@ def user_for_token(token: str, *, session: Session | None = None) -> User | None
             user is None
             or not user.is_active
             or row.auth_epoch != user.auth_epoch
-            or now >= _aware(row.expires_at)
-            or now - _aware(row.last_seen_at) >= timedelta(minutes=settings.session_idle_minutes)
+            or now >= as_utc(row.expires_at)
+            or now - as_utc(row.last_seen_at) >= timedelta(minutes=settings.session_idle_minutes)
         ):
             return None
-        if now - _aware(row.last_seen_at) >= _TOUCH_INTERVAL:
+        if now - as_utc(row.last_seen_at) >= _TOUCH_INTERVAL:
             row.last_seen_at = now
         return user
 

@@ -8,6 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
+from voxeldb.chunks._store import DEFAULT_HEIGHT, DEFAULT_MIN_Y
+from voxeldb.chunks.codec import MAX_HEIGHT
+
 __all__ = [
     "AgentActivityInput",
     "CharacterInput",
@@ -67,8 +70,8 @@ class WorldSettings(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True)
 
-    height: StrictInt = Field(default=384, gt=0, le=4096, multiple_of=16)
-    min_y: StrictInt = Field(default=-64, ge=-(2**30), le=2**30)
+    height: StrictInt = Field(default=DEFAULT_HEIGHT, gt=0, le=MAX_HEIGHT, multiple_of=16)
+    min_y: StrictInt = Field(default=DEFAULT_MIN_Y, ge=-(2**30), le=2**30)
 
 
 class WorldInput(_Strict):
