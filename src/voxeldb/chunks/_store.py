@@ -48,7 +48,16 @@ from voxeldb.errors import (
     ValidationError,
 )
 
-__all__ = ["DEFAULT_HEIGHT", "DEFAULT_MIN_Y", "ChunkStore", "Key", "Row", "world_shape"]
+__all__ = [
+    "DEFAULT_HEIGHT",
+    "DEFAULT_MIN_Y",
+    "ChunkStore",
+    "Key",
+    "Row",
+    "as_coord",
+    "local_y",
+    "world_shape",
+]
 
 logger = logging.getLogger("voxeldb.chunks")
 
@@ -83,7 +92,7 @@ _STREAM_BAND_CHUNKS = 8192
 """Stream bands are sized to hold about this many stored chunks (bounded versions reply)."""
 
 
-def _coord(value: object, name: str) -> int:
+def as_coord(value: object, name: str) -> int:
     """``value`` as a Python int; floats, bools, strings and the like are refused."""
     if isinstance(value, bool | float) or not hasattr(value, "__index__"):
         raise CoordinateError(
@@ -92,8 +101,19 @@ def _coord(value: object, name: str) -> int:
     return operator.index(value)
 
 
+def local_y(y: object, height: int, min_y: int) -> int:
+    """Row of world ``y`` in a chunk array; outside the world a CoordinateError with the range."""
+    yi = as_coord(y, "y")
+    if not min_y <= yi < min_y + height:
+        raise CoordinateError(
+            f"y = {yi} is outside the world: valid range {min_y}..{min_y + height - 1}, "
+            f"i.e. [{min_y}, {min_y + height}) (min_y = {min_y}, height = {height})"
+        )
+    return yi - min_y
+
+
 def _chunk_coord(value: object, name: str) -> int:
-    result = _coord(value, name)
+    result = as_coord(value, name)
     if not _INT32_MIN <= result <= _INT32_MAX:
         raise CoordinateError(
             f"{name} = {result} is outside the chunk coordinate range [{_INT32_MIN}, {_INT32_MAX}]"
@@ -249,20 +269,15 @@ class ChunkStore(abc.ABC):
 
     def _block_coords(self, x: object, y: object, z: object) -> tuple[int, int, int, int, int]:
         """``(cx, cz, lx, ly, lz)`` of block ``(x, y, z)`` (CONTRACT §1)."""
-        xi, yi, zi = _coord(x, "x"), _coord(y, "y"), _coord(z, "z")
-        if not self.min_y <= yi < self.min_y + self.height:
-            raise CoordinateError(
-                f"y = {yi} is outside this world's height range "
-                f"[{self.min_y}, {self.min_y + self.height}) (min_y = {self.min_y}, "
-                f"height = {self.height})"
-            )
+        xi, zi = as_coord(x, "x"), as_coord(z, "z")
+        ly = local_y(y, self.height, self.min_y)
         cx, cz = xi >> 4, zi >> 4
         if not (_INT32_MIN <= cx <= _INT32_MAX and _INT32_MIN <= cz <= _INT32_MAX):
             raise CoordinateError(
-                f"block ({xi}, {yi}, {zi}) is outside the world's chunk range "
+                f"block ({xi}, {y}, {zi}) is outside the world's chunk range "
                 f"(chunk coordinates must lie in [{_INT32_MIN}, {_INT32_MAX}])"
             )
-        return cx, cz, xi & 15, yi - self.min_y, zi & 15
+        return cx, cz, xi & 15, ly, zi & 15
 
     def _check_blocks(self, blocks: object, where: str) -> Blocks:
         if not isinstance(blocks, np.ndarray):
@@ -528,7 +543,7 @@ class ChunkStore(abc.ABC):
         With ``encoded=True`` it yields the stored bytes (codec format) undecoded.
         """
         cx, cz = _chunk_coord(cx, "cx"), _chunk_coord(cz, "cz")
-        radius = _coord(radius, "radius")
+        radius = as_coord(radius, "radius")
         if radius < 0:
             raise CoordinateError(f"radius must be >= 0, got {radius}")
         if not (
@@ -777,7 +792,7 @@ class ChunkStore(abc.ABC):
                 # Slow path only to name the offending edit precisely.
                 for index, value in enumerate(values):
                     try:
-                        _coord(value, name)
+                        as_coord(value, name)
                     except CoordinateError as exc:
                         raise CoordinateError(f"edit {index}: {exc}") from None
                 raise CoordinateError(f"edit coordinates {name} must be integers in int64 range")

@@ -36,7 +36,7 @@ from sqlalchemy.orm import (
 )
 
 from voxeldb._ids import fresh_version
-from voxeldb.chunks._store import world_shape
+from voxeldb.chunks._store import as_coord, local_y, world_shape
 from voxeldb.errors import ChunkFormatError, CoordinateError
 from voxeldb.meta._base import Base, JSONType, TimestampMixin, utcnow
 from voxeldb.meta._passwords import check_password_hash, hash_password
@@ -213,18 +213,11 @@ class WorldChunk(Base):
         self, world: World, local_x: int, y: int, local_z: int
     ) -> tuple[int, int, int, int]:
         height, min_y = world.height, world.min_y
-        for name, value in (("local_x", local_x), ("local_z", local_z)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise CoordinateError(f"{name} must be an integer, got {value!r}")
+        lx, lz = as_coord(local_x, "local_x"), as_coord(local_z, "local_z")
+        for name, value in (("local_x", lx), ("local_z", lz)):
             if not 0 <= value < 16:
                 raise CoordinateError(f"{name}={value} is outside the chunk: valid range 0..15")
-        if isinstance(y, bool) or not isinstance(y, int | np.integer):
-            raise CoordinateError(f"y must be an integer, got {y!r}")
-        if not min_y <= y < min_y + height:
-            raise CoordinateError(
-                f"y={y} is outside the world: valid range {min_y}..{min_y + height - 1}"
-            )
-        return height, int(y) - min_y, int(local_z), int(local_x)
+        return height, local_y(y, height, min_y), lz, lx
 
     def _blocks(self, height: int) -> np.ndarray[Any, np.dtype[np.unsignedinteger[Any]]]:
         from voxeldb.chunks.codec import decode_chunk
