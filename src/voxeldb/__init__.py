@@ -1,20 +1,47 @@
 """voxeldb: voxel-game worlds in PostgreSQL or SQLite, with a Redis and in-process chunk cache.
 
 ``db = voxeldb.connect()`` then ``db.chunks(world_id)`` for blocks and ``db.session()`` for
-the metadata (``voxeldb.meta``); see the README and CONTRACT.
+the metadata (``voxeldb.meta``); see the README and docs/architecture.md.
+
+``import voxeldb`` is cheap: ``connect``, ``Database`` and ``ChunkStore`` (and with them
+numpy and SQLAlchemy) are imported on first use.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from voxeldb import errors
-from voxeldb._connect import Database, connect
-from voxeldb.chunks import ChunkStore
 
-try:
-    __version__ = version("voxeldb")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+if TYPE_CHECKING:
+    from voxeldb._connect import Database, connect
+    from voxeldb.chunks import ChunkStore
+
+    __version__: str
 
 __all__ = ["ChunkStore", "Database", "__version__", "connect", "errors"]
+
+
+def __getattr__(name: str) -> Any:
+    value: Any
+    if name in ("connect", "Database"):
+        from voxeldb import _connect
+
+        value = getattr(_connect, name)
+    elif name == "ChunkStore":
+        from voxeldb.chunks import ChunkStore as value
+    elif name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("voxeldb")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            value = "0.0.0"
+    else:
+        raise AttributeError(f"module 'voxeldb' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
