@@ -7,7 +7,7 @@ import numpy.typing as npt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.chunks.test_codec import assert_same, parse, reseal, with_body
+from tests.chunks.codec.helpers import assert_same, parse, reseal, with_body
 from voxeldb.chunks.codec import HEADER_SIZE, decode_chunk, encode_chunk
 from voxeldb.errors import ChunkFormatError
 from voxeldb.terrain import generate_chunk

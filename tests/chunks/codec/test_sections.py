@@ -1,0 +1,148 @@
+"""The sectioned body: modes, palettes, both encoder paths, and a body that lies."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from tests.chunks.codec.helpers import assert_same, parse, reseal, section_with, with_body
+from voxeldb.chunks.codec import _palette, decode_chunk, encode_chunk
+from voxeldb.errors import ChunkFormatError
+from voxeldb.terrain import generate_chunk
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
+@pytest.mark.parametrize("palette", [2, 3, 4, 5, 15, 16, 17, 255, 256, 257, 2046, 2047, 4096])
+def test_palette_sizes_at_every_width_boundary(dtype: type, palette: int) -> None:
+    top = int(np.iinfo(dtype).max)
+    ids = np.linspace(0, top, palette, dtype=np.float64).astype(dtype)
+    ids[-1] = top
+    assert np.unique(ids).size == palette
+    sec = section_with(ids, dtype, seed=palette)
+    a = np.concatenate([sec, np.zeros((16, 16, 16), dtype), sec[::-1]])
+    data = encode_chunk(a)
+    assert len(data) <= a.nbytes + 256
+    assert_same(decode_chunk(data), a)
+
+
+def test_mixed_modes_in_any_order() -> None:
+    u = np.uint16
+    secs = [
+        section_with([1, 2], u, 1),
+        np.full((16, 16, 16), 9, u),
+        section_with(np.arange(200), u, 2),
+        section_with([4, 5, 6], u, 3),
+        np.random.default_rng(4).integers(0, 65536, (16, 16, 16)).astype(u),
+        section_with([1, 2], u, 5),
+        section_with(np.arange(10, 20), u, 6),
+        np.full((16, 16, 16), 3, u),
+        section_with(np.arange(10, 26), u, 7),
+    ]
+    a = np.concatenate(secs)
+    assert_same(decode_chunk(encode_chunk(a)), a)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
+def test_small_ids_every_width_in_scattered_groups(dtype: type) -> None:
+    """Ids below 32 take the encoder's bit-mask path: every width, groups not contiguous."""
+    secs = [
+        section_with([0, 31], dtype, 1),
+        np.full((16, 16, 16), 31, dtype),
+        section_with(np.arange(20, 32), dtype, 2),
+        section_with([3, 4, 5], dtype, 3),
+        section_with(np.arange(0, 32), dtype, 4),  # 8-bit
+        section_with([7, 9], dtype, 5),
+        np.zeros((16, 16, 16), dtype),
+        section_with(np.arange(1, 18), dtype, 6),  # 8-bit
+        section_with([30, 1, 2, 28], dtype, 7),
+    ]
+    a = np.concatenate(secs)
+    data = encode_chunk(a)
+    assert_same(decode_chunk(data), a)
+    assert list(parse(data).body[: len(secs)]) == [4, 0, 4, 4, 8, 4, 0, 8, 4]
+    assert_same(decode_chunk(encode_chunk(a[:, :, ::-1])), a[:, :, ::-1])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bit_mask_and_sorting_paths_write_the_same_bytes(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(seed)
+    dtype = (np.uint16, np.uint32)[seed % 2]
+    secs = [
+        section_with(rng.choice(32, int(rng.integers(1, 33)), replace=False), dtype, seed + i)
+        for i in range(12)
+    ]
+    a = np.concatenate([generate_chunk(seed, 0, height=64).astype(dtype), *secs])
+    fast = encode_chunk(a)
+    monkeypatch.setattr(_palette, "SMALL_IDS", 0)  # force the sorting path
+    assert encode_chunk(a) == fast
+    assert_same(decode_chunk(fast), a)
+
+
+@pytest.mark.parametrize("mode", [1, 2, 3, 5, 7, 9, 32, 254])
+def test_unknown_section_mode(terrain_bytes: bytes, mode: int) -> None:
+    body = bytearray(parse(terrain_bytes).body)
+    body[3] = mode
+    with pytest.raises(ChunkFormatError, match=f"section 3 has unknown mode {mode}"):
+        decode_chunk(with_body(terrain_bytes, bytes(body)))
+
+
+@pytest.mark.parametrize("change", [-4, -1, 1, 4, 4096])
+def test_body_size_inconsistent_with_the_section_table(terrain_bytes: bytes, change: int) -> None:
+    body = parse(terrain_bytes).body
+    body = body[:change] if change < 0 else body + bytes(change)
+    with pytest.raises(ChunkFormatError, match=r"section table|shorter|limit"):
+        decode_chunk(with_body(terrain_bytes, body))
+
+
+def test_body_shorter_than_its_mode_table(terrain_bytes: bytes) -> None:
+    with pytest.raises(ChunkFormatError, match="mode table"):
+        decode_chunk(with_body(terrain_bytes, bytes(10)))
+
+
+def _u32_with_a_16bit_palette() -> tuple[npt.NDArray[np.uint32], bytes, int]:
+    ids = np.arange(1000, dtype=np.uint32) * 977 + 5
+    a = np.concatenate([np.zeros((16, 16, 16), np.uint32), section_with(ids, np.uint32)])
+    data = encode_chunk(a)
+    body = parse(data).body
+    assert body[:2] == bytes([0, 16])
+    return a, data, len(ids)
+
+
+def test_palette_index_out_of_range() -> None:
+    a, data, p = _u32_with_a_16bit_palette()
+    assert_same(decode_chunk(data), a)
+    body = bytearray(parse(data).body)
+    # The last index of the 16-bit section is the body's last u16.
+    struct.pack_into("<H", body, len(body) - 2, p)
+    with pytest.raises(ChunkFormatError, match="palette index out of range in section 1"):
+        decode_chunk(with_body(data, bytes(body)))
+
+
+@pytest.mark.parametrize("length", [0, 2**16 + 1, 2**32 - 1])
+def test_16bit_palette_length_out_of_range(length: int) -> None:
+    _, data, _ = _u32_with_a_16bit_palette()
+    body = bytearray(parse(data).body)
+    struct.pack_into("<I", body, 4, length)  # after the 2-byte mode table and its padding
+    with pytest.raises(ChunkFormatError, match="palette length"):
+        decode_chunk(with_body(data, bytes(body)))
+
+
+def test_resealed_flip_of_a_palette_entry_decodes_to_what_the_bytes_say(
+    terrain_bytes: bytes,
+) -> None:
+    """Past the checksum nothing is guessed: a re-sealed edit is data, decoded as written."""
+    p = parse(terrain_bytes)
+    nsec = p.height // 16
+    body = bytearray(p.body)
+    pal_off = (nsec + 3) & ~3
+    n_uniform = body[:nsec].count(0)
+    assert body[nsec - 1] == 0
+    struct.pack_into("<H", body, pal_off + 2 * (n_uniform - 1), 17)  # the top section's id
+    got = decode_chunk(with_body(terrain_bytes, bytes(body)))
+    assert (got[-16:] == 17).all()
+    assert reseal(terrain_bytes) == terrain_bytes
