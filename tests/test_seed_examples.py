@@ -15,7 +15,7 @@ from sqlalchemy import or_
 
 from voxeldb import services
 from voxeldb._engine import make_engine
-from voxeldb._migrations import upgrade
+from voxeldb.meta import upgrade
 from voxeldb.meta import configure
 
 # --- "Usage Examples" of the seed, verbatim apart from the imports ----------------------

@@ -9,8 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine, inspect, text
 
 from voxeldb._engine import make_engine
-from voxeldb._migrations import current, downgrade, pending_changes, script_location, upgrade
-from voxeldb.meta import Base
+from voxeldb.meta import Base, current, downgrade, pending_changes, script_location, upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -313,14 +313,20 @@ def test_concurrent_chunk_write_is_detected(sessions: sessionmaker[Session]) -> 
             s.commit()
 
 
-def test_session_local_is_lazy(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_session_local_is_lazy() -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
     from voxeldb.meta import configure
 
-    # Nothing listens on port 1: making sessions must not connect, only using them.
+    # Nothing listens on port 1: making a session must not connect, only using it.
     configure("postgresql+psycopg://nobody@127.0.0.1:1/none")
     try:
-        session = SessionLocal()
-        session.close()
+        with SessionLocal() as session:
+            bind = session.get_bind()
+            assert bind.url.port == 1  # bound to the configured URL, without a connection
+            with pytest.raises(OperationalError):
+                session.execute(text("SELECT 1"))
     finally:
         configure(None)
 

@@ -18,8 +18,7 @@ from voxeldb.chunks._registry import (
     state_key,
 )
 from voxeldb.errors import NotFoundError, ValidationError
-from voxeldb.meta import BlockState, World
-from voxeldb.meta._session import SessionLocal
+from voxeldb.meta import BlockState, SessionLocal, World
 
 
 def _world(engine: Engine, name: str = "w") -> uuid.UUID:

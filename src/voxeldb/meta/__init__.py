@@ -1,9 +1,26 @@
-"""The relational side of voxeldb: users, worlds, characters, stories, agents (CONTRACT §5)."""
+"""The relational side of voxeldb: users, worlds, characters, stories, agents.
+
+The ORM models on one declarative base, ``SessionLocal``, the seed's
+``check_database_health()``, the password policy, and the Alembic migrations that build the
+schema. Sits on ``voxeldb.chunks`` (``WorldChunk`` stores the codec's bytes); never imports
+``services``, ``ops`` or ``cli``.
+"""
 
 from __future__ import annotations
 
 from voxeldb.meta._base import Base
-from voxeldb.meta._health import check_database_health
+from voxeldb.meta._health import check_database_health, count_rows, table_stats
+from voxeldb.meta._migrations import (
+    alembic_config,
+    configure_kwargs,
+    current,
+    downgrade,
+    head_revision,
+    pending_changes,
+    script_location,
+    sqlite_foreign_keys_off,
+    upgrade,
+)
 from voxeldb.meta._models import (
     AIAgent,
     AIAgentActivity,
@@ -19,6 +36,7 @@ from voxeldb.meta._models import (
     WorldChunk,
     WorldEvolutionLog,
 )
+from voxeldb.meta._passwords import validate_password
 from voxeldb.meta._session import SessionLocal, configure, get_engine
 
 __all__ = [
@@ -37,7 +55,19 @@ __all__ = [
     "World",
     "WorldChunk",
     "WorldEvolutionLog",
+    "alembic_config",
     "check_database_health",
     "configure",
+    "configure_kwargs",
+    "count_rows",
+    "current",
+    "downgrade",
     "get_engine",
+    "head_revision",
+    "pending_changes",
+    "script_location",
+    "sqlite_foreign_keys_off",
+    "table_stats",
+    "upgrade",
+    "validate_password",
 ]
