@@ -10,9 +10,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from voxeldb import services
+from voxeldb._time import utcnow
 from voxeldb.errors import NotFoundError, ValidationError
 from voxeldb.meta import User, UserSession
-from voxeldb.meta._base import utcnow
 
 PW = "correct horse battery"
 

@@ -1,4 +1,4 @@
-"""The seed's example operations as validated library functions (CONTRACT §5).
+"""The seed's example operations as validated library functions.
 
 Each takes the seed's positional arguments and an optional keyword-only ``session=``:
 without it, it runs in a session of its own, committed before it returns, and the objects
@@ -6,13 +6,16 @@ it returns stay readable afterwards. Ids may be ``uuid.UUID`` or their string fo
 input raises :class:`voxeldb.errors.ValidationError` naming the field; an id that names
 nothing raises :class:`UnknownIdError`, which is both a ``ValidationError`` and a
 :class:`voxeldb.errors.NotFoundError`.
+
+World lookup by name or id (:func:`resolve_world`, giving a :class:`WorldRef`) is here too:
+every command that takes a ``WORLD`` argument goes through it.
 """
 
 from __future__ import annotations
 
+from voxeldb.errors import UnknownIdError
 from voxeldb.services._agents import create_agent, run_agent_activity
 from voxeldb.services._characters import add_item, check_user_permission, create_character
-from voxeldb.services._common import UnknownIdError
 from voxeldb.services._settings_cache import reset_cache
 from voxeldb.services._stories import create_story, make_choice
 from voxeldb.services._users import (
@@ -23,6 +26,7 @@ from voxeldb.services._users import (
     logout,
     user_for_token,
 )
+from voxeldb.services._world_lookup import SessionSource, WorldRef, resolve_world
 from voxeldb.services._worlds import (
     create_world,
     get_chunk,
@@ -32,7 +36,9 @@ from voxeldb.services._worlds import (
 )
 
 __all__ = [
+    "SessionSource",
     "UnknownIdError",
+    "WorldRef",
     "add_item",
     "authenticate_user",
     "change_password",
@@ -48,6 +54,7 @@ __all__ = [
     "logout",
     "make_choice",
     "reset_cache",
+    "resolve_world",
     "run_agent_activity",
     "set_block",
     "update_world_settings",

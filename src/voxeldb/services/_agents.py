@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from voxeldb.errors import ValidationError
-from voxeldb.meta._base import utcnow
-from voxeldb.meta._models import AIAgent, AIAgentActivity, World, WorldEvolutionLog
-from voxeldb.services._common import UnknownIdError, parse_id, session_scope, validated
+from voxeldb._time import utcnow
+from voxeldb.errors import UnknownIdError, ValidationError
+from voxeldb.meta import AIAgent, AIAgentActivity, World, WorldEvolutionLog
+from voxeldb.services._common import parse_id, session_scope, validated
 from voxeldb.services._validation import AgentActivityInput, check_json_object
 
 __all__ = ["create_agent", "run_agent_activity"]

@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from voxeldb.meta._models import Character, InventoryItem, User, World
-from voxeldb.services._common import UnknownIdError, parse_id, session_scope, validated
+from voxeldb.errors import UnknownIdError
+from voxeldb.meta import Character, InventoryItem, User, World
+from voxeldb.services._common import parse_id, session_scope, validated
 from voxeldb.services._validation import CharacterInput, ItemInput
 
 __all__ = ["add_item", "check_user_permission", "create_character"]

@@ -12,24 +12,16 @@ from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from voxeldb._ids import as_uuid
-from voxeldb.errors import NotFoundError, ValidationError
-from voxeldb.meta._session import SessionLocal, get_engine
+from voxeldb.errors import ValidationError
+from voxeldb.meta import SessionLocal, get_engine
 
 __all__ = [
-    "UnknownIdError",
     "parse_id",
     "session_scope",
     "validated",
 ]
 
 M = TypeVar("M", bound=pydantic.BaseModel)
-
-
-class UnknownIdError(NotFoundError, ValidationError):
-    """An id given to a service names nothing: both a NotFoundError and a ValidationError.
-
-    ``field`` says which argument it was, as for every ValidationError.
-    """
 
 
 def parse_id(value: Any, field: str) -> uuid.UUID:

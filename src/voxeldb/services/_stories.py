@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from voxeldb.errors import ValidationError
-from voxeldb.meta._models import Character, Story, StoryChoice, World
-from voxeldb.services._common import UnknownIdError, parse_id, session_scope, validated
+from voxeldb.errors import UnknownIdError, ValidationError
+from voxeldb.meta import Character, Story, StoryChoice, World
+from voxeldb.services._common import parse_id, session_scope, validated
 from voxeldb.services._validation import ChoiceInput, StoryInput
 
 __all__ = ["create_story", "make_choice"]

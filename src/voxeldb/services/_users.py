@@ -13,11 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from voxeldb._settings import get_settings
-from voxeldb.errors import ValidationError
-from voxeldb.meta._base import as_utc, utcnow
-from voxeldb.meta._models import User, UserSession
-from voxeldb.meta._passwords import validate_password
-from voxeldb.services._common import UnknownIdError, parse_id, session_scope, validated
+from voxeldb._time import as_utc, utcnow
+from voxeldb.errors import UnknownIdError, ValidationError
+from voxeldb.meta import User, UserSession, validate_password
+from voxeldb.services._common import parse_id, session_scope, validated
 from voxeldb.services._validation import UserInput
 
 __all__ = [

@@ -8,8 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-from voxeldb.chunks._store import DEFAULT_HEIGHT, DEFAULT_MIN_Y
-from voxeldb.chunks.codec import MAX_HEIGHT
+from voxeldb.chunks import DEFAULT_HEIGHT, DEFAULT_MIN_Y, MAX_HEIGHT
 
 __all__ = [
     "AgentActivityInput",

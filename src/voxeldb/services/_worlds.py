@@ -11,9 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from voxeldb.errors import ConcurrencyError, CoordinateError, ValidationError
-from voxeldb.meta._models import World, WorldChunk
-from voxeldb.services._common import UnknownIdError, parse_id, session_scope, validated
+from voxeldb.errors import ConcurrencyError, CoordinateError, UnknownIdError, ValidationError
+from voxeldb.meta import World, WorldChunk
+from voxeldb.services._common import parse_id, session_scope, validated
 from voxeldb.services._settings_cache import get_cache
 from voxeldb.services._validation import WorldInput, WorldSettings
 
