@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 
 import voxeldb
 from tests._services import free_port, temporary_database
-from voxeldb._map import BACKGROUND
 from voxeldb.meta import (
     AIAgentActivity,
     Character,
@@ -27,6 +26,7 @@ from voxeldb.meta import (
     World,
     WorldEvolutionLog,
 )
+from voxeldb.ops import BACKGROUND
 from voxeldb.terrain import generate_chunk
 
 

@@ -8,8 +8,15 @@ import numpy as np
 from PIL import Image
 
 import voxeldb
-from voxeldb._map import BACKGROUND, BLOCK_COLORS, VOID, color_for, render_map, top_blocks
-from voxeldb._sample import ensure_world
+from voxeldb.ops import (
+    BACKGROUND,
+    BLOCK_COLORS,
+    VOID,
+    color_for,
+    ensure_world,
+    render_map,
+    top_blocks,
+)
 
 
 def test_top_blocks_matches_a_plain_loop() -> None:
@@ -67,7 +74,7 @@ def test_render_map_draws_top_blocks_void_and_absent(database_url: str, tmp_path
 
 
 def test_liquid_depth_counts_liquid_above_the_floor() -> None:
-    from voxeldb._map import _liquid_depth
+    from voxeldb.ops._map import _liquid_depth
 
     stack = np.zeros((1, 16, 16, 16), dtype=np.uint16)
     stack[0, :4] = 1  # floor up to y = 3
@@ -79,7 +86,7 @@ def test_liquid_depth_counts_liquid_above_the_floor() -> None:
 
 
 def test_default_frame_is_the_stored_chunks(database_url: str, tmp_path: Path) -> None:
-    from voxeldb._map import map_frame, stored_bounds
+    from voxeldb.ops import map_frame, stored_bounds
 
     with voxeldb.connect(database_url, cache="memory") as db:
         db.create_schema()

@@ -16,8 +16,6 @@ from sqlalchemy import Engine, func, select
 from tests._services import temporary_database
 from tests.ops._worlds import build_world, chunk_bytes
 from voxeldb._engine import make_engine
-from voxeldb._migrations import upgrade
-from voxeldb._snapshot import CHUNKS_MEMBER, MANIFEST, read_manifest
 from voxeldb.errors import NotFoundError, SnapshotError
 from voxeldb.meta import (
     AIAgent,
@@ -31,7 +29,9 @@ from voxeldb.meta import (
     User,
     World,
     WorldEvolutionLog,
+    upgrade,
 )
+from voxeldb.ops import CHUNKS_MEMBER, MANIFEST, read_manifest
 from voxeldb.setup import DatabaseSetup
 
 
@@ -252,7 +252,6 @@ def test_crash_while_writing_leaves_no_file(
     snapshot_file: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, url = snapshot_file
-    import voxeldb._snapshot as snap_mod
 
     def boom(*_a: object, **_k: object) -> None:
         raise OSError("disk full")
@@ -267,7 +266,7 @@ def test_crash_while_writing_leaves_no_file(
                 select(World.__table__.c.id).where(World.__table__.c.name == "snapworld")
             ).scalar_one()
         eng.dispose()
-        monkeypatch.setattr(snap_mod.os, "fsync", boom)
+        monkeypatch.setattr(os, "fsync", boom)
         with pytest.raises(OSError, match="disk full"):
             setup.create_world_snapshot(wid, target)
         assert os.listdir(target.parent) == []

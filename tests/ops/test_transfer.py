@@ -13,9 +13,9 @@ from tests._services import temporary_database
 from tests.cli.test_cli import assert_one_line_error, voxeldb_cmd
 from tests.ops._worlds import build_world
 from voxeldb._engine import make_engine
-from voxeldb._migrations import current, upgrade
-from voxeldb._transfer import TransferError, transfer_database
-from voxeldb.meta import Base
+from voxeldb.errors import TransferError
+from voxeldb.meta import Base, current, upgrade
+from voxeldb.ops import transfer_database
 
 
 def _other(backend: str) -> str:

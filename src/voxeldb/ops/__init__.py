@@ -5,7 +5,8 @@ Sits above ``voxeldb.services`` and ``voxeldb.connect``; the CLI imports only fr
 
 from __future__ import annotations
 
-from voxeldb._map import (
+from voxeldb.ops._health import collect_health
+from voxeldb.ops._map import (
     BACKGROUND,
     BLOCK_COLORS,
     VOID,
@@ -16,16 +17,9 @@ from voxeldb._map import (
     stored_bounds,
     top_blocks,
 )
-from voxeldb._ops_health import collect_health
-from voxeldb._sample import (
-    SampleReport,
-    WorldRef,
-    create_sample_data,
-    ensure_world,
-    generate_terrain,
-    resolve_world,
-)
-from voxeldb._snapshot import (
+from voxeldb.ops._sample import SampleReport, create_sample_data, ensure_world, generate_terrain
+from voxeldb.ops._setup import DatabaseSetup
+from voxeldb.ops._snapshot import (
     CHUNKS_MEMBER,
     MANIFEST,
     SnapshotInfo,
@@ -33,8 +27,8 @@ from voxeldb._snapshot import (
     read_manifest,
     restore_world_snapshot,
 )
-from voxeldb._transfer import TransferProgress, TransferReport, transfer_database
-from voxeldb.setup import DatabaseSetup
+from voxeldb.ops._transfer import TransferProgress, TransferReport, transfer_database
+from voxeldb.services import WorldRef, resolve_world
 
 __all__ = [
     "BACKGROUND",

@@ -23,8 +23,8 @@ import numpy.typing as npt
 from voxeldb.errors import ValidationError
 
 if TYPE_CHECKING:
-    from voxeldb._connect import Database
-    from voxeldb._sample import WorldRef
+    from voxeldb import Database
+    from voxeldb.services import WorldRef
 
 __all__ = [
     "BACKGROUND",
@@ -213,6 +213,7 @@ def stored_bounds(db: Database, world: WorldRef) -> tuple[int, int, int, int] | 
     """``(min cx, min cz, max cx, max cz)`` of the world's stored chunks (one query), or None."""
     from sqlalchemy import Uuid, column, func, select, table
 
+    # TODO: voxeldb.chunks.world_chunks_table once the chunks package exports it.
     chunks = table("world_chunks", column("world_id", Uuid()), column("chunk_x"),
                    column("chunk_z"))  # fmt: skip
     query = select(
@@ -271,7 +272,7 @@ def _registry(db: Database, world: WorldRef) -> dict[int, dict[str, Any]]:
     """The world's whole block-state registry (small: one row per distinct state)."""
     from sqlalchemy import select
 
-    from voxeldb.chunks._registry import block_states_table as bt
+    from voxeldb.chunks import block_states_table as bt
 
     with db.engine.connect() as conn:
         rows = conn.execute(select(bt.c.state_id, bt.c.state).where(bt.c.world_id == world.id))

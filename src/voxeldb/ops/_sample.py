@@ -9,7 +9,6 @@ whatever the radius.
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import time
 import uuid
@@ -19,73 +18,29 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import inspect, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import select
 
-from voxeldb.chunks._store import DEFAULT_HEIGHT, DEFAULT_MIN_Y, world_shape
+from voxeldb import services
+from voxeldb.chunks import DEFAULT_HEIGHT, DEFAULT_MIN_Y, intern_states
 from voxeldb.errors import NotFoundError, ValidationError
+from voxeldb.meta import AIAgent, CharacterRelationship, Story, User, WorldChunk
+from voxeldb.services import WorldRef, resolve_world
+from voxeldb.terrain import TERRAIN_STATES, generate_chunk
 
 if TYPE_CHECKING:
-    from voxeldb._connect import Database
+    from voxeldb import Database
 
 __all__ = [
     "SAMPLE_WORLD_NAME",
-    "GenerateReport",
     "SampleReport",
-    "WorldRef",
     "create_sample_data",
     "ensure_world",
     "generate_terrain",
-    "resolve_world",
     "terrain_lut",
 ]
 
 SAMPLE_WORLD_NAME = "Eldoria"
 MAX_RADIUS = 4096
-
-
-@dataclass(frozen=True)
-class WorldRef:
-    id: uuid.UUID
-    name: str
-    settings: dict[str, Any]
-
-    @property
-    def height(self) -> int:
-        return world_shape(self.settings)[0]
-
-    @property
-    def min_y(self) -> int:
-        return world_shape(self.settings)[1]
-
-
-def resolve_world(db: Database, ref: str | uuid.UUID) -> WorldRef:
-    """The world named ``ref``, or whose id is ``ref``; a NotFoundError naming ``ref`` if none."""
-    from voxeldb.meta import World
-
-    text_ref = str(ref).strip()
-    if not text_ref:
-        raise ValidationError("the world name or id is empty", field="world")
-    candidates: list[Any] = [World.name == text_ref]
-    with contextlib.suppress(ValueError):
-        candidates.insert(0, World.id == uuid.UUID(text_ref))
-    with db.engine.connect() as conn:
-        try:
-            for criterion in candidates:
-                row = conn.execute(
-                    select(World.id, World.name, World.world_settings).where(criterion)
-                ).first()
-                if row is not None:
-                    return WorldRef(row[0], row[1], dict(row[2] or {}))
-        except DBAPIError:
-            conn.rollback()
-            if not inspect(conn).has_table("worlds"):
-                raise NotFoundError(
-                    f"no world {text_ref!r}: the database has no voxeldb schema yet "
-                    "(run `voxeldb setup --create-tables`)"
-                ) from None
-            raise
-    raise NotFoundError(f"no world named or with id {text_ref!r}")
 
 
 def ensure_world(
@@ -123,28 +78,12 @@ def ensure_world(
 
 def terrain_lut(db: Database, world_id: uuid.UUID) -> npt.NDArray[np.uint32]:
     """``lut[terrain_id] == world state id``: ``TERRAIN_STATES`` interned in ``world_id``."""
-    from voxeldb.chunks._registry import intern_states
-    from voxeldb.terrain import TERRAIN_STATES
-
-    conn_cm = db.engine.connect()
-    with conn_cm as conn:
+    with db.engine.connect() as conn:
         if db.backend == "sqlite":
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
             ids = intern_states(conn, world_id, list(TERRAIN_STATES[1:]))
     return np.array([0, *ids], dtype=np.uint32)
-
-
-@dataclass
-class GenerateReport:
-    world: WorldRef
-    created: bool
-    chunks: int
-    seconds: float
-
-    @property
-    def chunks_per_second(self) -> float:
-        return self.chunks / self.seconds if self.seconds > 0 else float("inf")
 
 
 def _square(center: tuple[int, int], radius: int) -> tuple[int, int, int, int]:
@@ -166,8 +105,6 @@ def generate_terrain(
 
     Returns ``(chunks written, seconds)``. ``progress(n)`` is called per generated chunk.
     """
-    from voxeldb.terrain import generate_chunk
-
     if rect is None:
         if radius is None:
             raise ValidationError("give a radius or a rectangle", field="radius")
@@ -263,9 +200,6 @@ def create_sample_data(db: Database, *, size: int = 16, seed: int = 42) -> Sampl
     """The sample world: users, a ``size`` x ``size`` chunk world, characters with inventories
     and relationships, a branching story with choices, AI agents with activities and
     evolution-log entries. Skipped (``skipped=True``) when the sample world exists already."""
-    from voxeldb import services
-    from voxeldb.meta import AIAgent, CharacterRelationship, Story, User, WorldChunk
-
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 256:
         raise ValidationError(f"size must be from 1 to 256 chunks, got {size!r}", field="size")
     started = time.perf_counter()

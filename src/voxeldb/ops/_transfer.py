@@ -43,10 +43,12 @@ from sqlalchemy import (
     text,
 )
 
+from voxeldb._text import safe_url
+from voxeldb._time import as_utc
 from voxeldb.errors import TransferError
-from voxeldb.meta._base import as_utc
+from voxeldb.meta import current, head_revision, upgrade
 
-__all__ = ["TransferError", "TransferProgress", "TransferReport", "transfer_database"]
+__all__ = ["TransferProgress", "TransferReport", "transfer_database"]
 
 _ROW_BATCH = 1000
 _CHUNK_BATCH = 200
@@ -110,24 +112,9 @@ def _utc_converter(table: Table) -> Callable[[dict[str, Any]], dict[str, Any]]:
 
 
 def _check_same_database(source: Engine, target: Engine) -> None:
-    a = source.url.set(password=None).render_as_string()
-    b = target.url.set(password=None).render_as_string()
-    if a == b:
-        raise TransferError(f"source and target are the same database ({a})")
-
-
-def _revision(engine: Engine) -> str | None:
-    from voxeldb._migrations import current
-
-    return current(engine)
-
-
-def _head() -> str | None:
-    from alembic.script import ScriptDirectory
-
-    from voxeldb._migrations import alembic_config
-
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    a = source.url.set(password=None)
+    if a == target.url.set(password=None):
+        raise TransferError(f"source and target are the same database ({safe_url(a)})")
 
 
 def transfer_database(
@@ -141,17 +128,13 @@ def transfer_database(
     chunk_batch: int = _CHUNK_BATCH,
 ) -> TransferReport:
     """Copy every voxeldb table from ``source`` to ``target`` (see the module docstring)."""
-    from voxeldb._migrations import upgrade
-
     progress = progress or _NoProgress()
     started = time.perf_counter()
     _check_same_database(source, target)
-    head = _head()
-    src_rev = _revision(source)
+    head = head_revision()
+    src_rev = current(source)
     if src_rev is None:
-        raise TransferError(
-            f"the source {source.url.render_as_string(hide_password=True)} has no voxeldb schema"
-        )
+        raise TransferError(f"the source {safe_url(source.url)} has no voxeldb schema")
     if src_rev != head:
         raise TransferError(
             f"the source schema is at revision {src_rev}, this voxeldb's newest is {head}: "
@@ -161,7 +144,7 @@ def transfer_database(
     with source.connect() as sconn:
         source_counts = {t.name: _count(sconn, t) for t in tables}
 
-    tgt_rev = _revision(target)
+    tgt_rev = current(target)
     if tgt_rev is not None:
         with target.connect() as tconn:
             target_counts = {t.name: _count(tconn, t) for t in tables}

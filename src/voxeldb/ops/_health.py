@@ -1,8 +1,8 @@
 """``voxeldb health``: what an operator checks first, as one dict (and an exit status).
 
 Connection and server version, the Alembic revision against the newest one, table sizes and
-row counts, the cache (Redis reachable? its ``maxmemory-policy``) and connection-pool
-statistics. The status is ``healthy``, ``degraded`` (voxeldb works, something needs a look:
+row counts (counted by ``voxeldb.meta.table_stats``, as for the seed's ``check_database_health``),
+the cache (Redis reachable? its ``maxmemory-policy``) and connection-pool statistics. The status is ``healthy``, ``degraded`` (voxeldb works, something needs a look:
 Redis down, a cache that can fill up) or ``unhealthy`` (the database is unreachable or its
 schema is not the newest).
 """
@@ -13,78 +13,20 @@ import contextlib
 import time
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, inspect, select, table, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, text
 
 from voxeldb._settings import Settings, get_settings
+from voxeldb._text import safe_url
+from voxeldb.meta import head_revision, table_stats
 
-__all__ = ["collect_health", "redact_url"]
+__all__ = ["collect_health"]
 
-# An exact count(*) of a bigger PostgreSQL table would take a while: its row count is the
-# planner's estimate (pg_class.reltuples) instead, marked as such.
-_EXACT_COUNT_MAX_BYTES = 64 * 1024 * 1024
 _GOOD_POLICIES = ("allkeys-lru", "allkeys-lfu", "volatile-lru", "volatile-lfu", "volatile-ttl")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password masked (safe to print and log)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable URL>"
-
-
-def _head_revision() -> str | None:
-    from alembic.script import ScriptDirectory
-
-    from voxeldb._migrations import alembic_config
-
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-
-def _pg_tables(conn: Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        text(
-            "SELECT c.relname, c.reltuples::bigint, pg_total_relation_size(c.oid) "
-            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') "
-            "ORDER BY 3 DESC, 1"
-        )
-    ).all()
-    out = []
-    for name, estimate, size in rows:
-        entry: dict[str, Any] = {"name": name, "bytes": int(size)}
-        if int(size) <= _EXACT_COUNT_MAX_BYTES:
-            entry["rows"] = int(
-                conn.execute(select(func.count()).select_from(table(name))).scalar_one()
-            )
-            entry["rows_estimated"] = False
-        else:
-            entry["rows"] = max(int(estimate), 0)
-            entry["rows_estimated"] = True
-        out.append(entry)
-    return out
-
-
-def _sqlite_tables(conn: Connection) -> list[dict[str, Any]]:
-    sizes: dict[str, int] = {}
-    # dbstat is an optional SQLite module: sizes per table where it is compiled in.
-    with contextlib.suppress(Exception), conn.begin_nested():
-        for name, size in conn.execute(text("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")):
-            sizes[str(name)] = int(size)
-    out = []
-    for name in sorted(inspect(conn).get_table_names()):
-        count = conn.execute(select(func.count()).select_from(table(name))).scalar_one()
-        entry: dict[str, Any] = {"name": name, "rows": int(count), "rows_estimated": False}
-        if name in sizes:
-            entry["bytes"] = sizes[name]
-        out.append(entry)
-    return out
 
 
 def _database(engine: Engine, problems: list[str]) -> dict[str, Any]:
     info: dict[str, Any] = {
-        "url": engine.url.render_as_string(hide_password=True),
+        "url": safe_url(engine.url),
         "backend": engine.dialect.name,
         "reachable": False,
     }
@@ -111,7 +53,7 @@ def _database(engine: Engine, problems: list[str]) -> dict[str, Any]:
                 info["max_connections"] = int(
                     conn.execute(text("SHOW max_connections")).scalar_one()
                 )
-                info["tables"] = _pg_tables(conn)
+                info["tables"] = table_stats(conn)
             else:
                 info["server_version"] = "SQLite " + str(
                     conn.execute(text("SELECT sqlite_version()")).scalar()
@@ -120,7 +62,7 @@ def _database(engine: Engine, problems: list[str]) -> dict[str, Any]:
                 pages = int(conn.execute(text("PRAGMA page_count")).scalar_one())
                 info["size_bytes"] = page_size * pages
                 info["journal_mode"] = str(conn.execute(text("PRAGMA journal_mode")).scalar())
-                info["tables"] = _sqlite_tables(conn)
+                info["tables"] = table_stats(conn)
             names = {t["name"] for t in info["tables"]}
             revision = None
             if "alembic_version" in names:
@@ -132,7 +74,7 @@ def _database(engine: Engine, problems: list[str]) -> dict[str, Any]:
         info["error"] = " ".join(str(orig if orig is not None else exc).split())[:300]
         problems.append(f"database unreachable: {info['error']}")
         return info
-    head = _head_revision()
+    head = head_revision()
     info["alembic_head"] = head
     info["schema_current"] = info["alembic_revision"] == head
     if info["alembic_revision"] is None:
@@ -160,14 +102,10 @@ def _cache(redis_url: str | None, settings: Settings, warnings: list[str]) -> di
     }
     if redis_url is None:
         return info
-    import redis
+    from voxeldb._redis import FAILURES, close_quietly, redis_client
 
-    info["redis_url"] = redact_url(redis_url)
-    client = redis.Redis.from_url(
-        redis_url,
-        socket_timeout=max(settings.redis_timeout_seconds, 1.0),
-        socket_connect_timeout=max(settings.redis_timeout_seconds, 1.0),
-    )
+    info["redis_url"] = safe_url(redis_url)
+    client = redis_client(redis_url, timeout_seconds=max(settings.redis_timeout_seconds, 1.0))
     try:
         started = time.perf_counter()
         client.ping()
@@ -181,7 +119,7 @@ def _cache(redis_url: str | None, settings: Settings, warnings: list[str]) -> di
         policy = memory.get("maxmemory_policy")
         if policy is None:
             # Older servers leave the policy out of INFO; CONFIG may be renamed away.
-            with contextlib.suppress(redis.RedisError):
+            with contextlib.suppress(*FAILURES):
                 policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
         info["maxmemory_policy"] = policy
         if policy is not None and policy not in _GOOD_POLICIES:
@@ -191,15 +129,14 @@ def _cache(redis_url: str | None, settings: Settings, warnings: list[str]) -> di
             )
         if not memory.get("maxmemory"):
             warnings.append("Redis has no maxmemory limit: the chunk cache can grow unbounded")
-    except redis.RedisError as exc:
+    except FAILURES as exc:
         info["redis_reachable"] = False
         info["redis_error"] = " ".join(str(exc).split())[:300]
         warnings.append(
             f"Redis unreachable ({info['redis_error']}): chunks are served from the database"
         )
     finally:
-        with contextlib.suppress(Exception):
-            client.close()
+        close_quietly(client)
     return info
 
 

@@ -1,0 +1,151 @@
+"""``DatabaseSetup``: the seed's ``database_setup.py`` as a library class.
+
+Tables, sample data and world snapshots::
+
+    from voxeldb.setup import DatabaseSetup     # or: from voxeldb.ops import DatabaseSetup
+
+    setup = DatabaseSetup()                     # DATABASE_URL, else the embedded SQLite file
+    setup.full_setup()                          # schema + a sample world
+    path = setup.create_world_snapshot(world_id)
+    setup.restore_world_snapshot(path, new_id=True, name="copy")
+
+The snapshot format is described in :mod:`voxeldb.ops._snapshot` and docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _dist_version
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from voxeldb._ids import as_uuid
+from voxeldb.ops import _snapshot
+
+if TYPE_CHECKING:
+    from voxeldb import Database
+    from voxeldb.ops._sample import SampleReport
+
+__all__ = ["DatabaseSetup"]
+
+
+def _voxeldb_version() -> str:
+    try:
+        return _dist_version("voxeldb")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
+
+
+class DatabaseSetup:
+    """Schema, sample data and world snapshots for the database at ``url``.
+
+    ``url`` defaults to ``DATABASE_URL`` (or ``.env``), else ``sqlite:///voxeldb.sqlite3``,
+    exactly as :func:`voxeldb.connect`. ``cache`` is passed to ``connect`` too.
+    """
+
+    def __init__(self, url: str | None = None, *, cache: str | None = None) -> None:
+        self.url = url
+        self.cache = cache
+        self._db: Database | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def db(self) -> Database:
+        """The :class:`voxeldb.Database` this setup works on (connected on first use)."""
+        if self._db is None:
+            import voxeldb
+
+            self._db = voxeldb.connect(self.url, cache=self.cache)
+        return self._db
+
+    @property
+    def engine(self) -> Engine:
+        return self.db.engine
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> DatabaseSetup:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the seed's steps -----------------------------------------------------------------
+
+    def create_tables(self) -> None:
+        """Bring the schema to the newest Alembic revision (idempotent)."""
+        self.db.create_schema()
+
+    def sample_data(self, *, size: int = 16, seed: int = 42) -> SampleReport:
+        """Add the sample world (users, a ``size`` x ``size`` chunk world, characters, a
+        branching story, agents). Skipped, and reported as such, when it exists already."""
+        from voxeldb.ops._sample import create_sample_data
+
+        return create_sample_data(self.db, size=size, seed=seed)
+
+    def full_setup(self, *, size: int = 16, seed: int = 42) -> SampleReport:
+        """:meth:`create_tables` then :meth:`sample_data`."""
+        self.create_tables()
+        return self.sample_data(size=size, seed=seed)
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    def create_world_snapshot(
+        self,
+        world_id: uuid.UUID | str,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> Path:
+        """Write one portable file holding the world ``world_id``; returns its path.
+
+        ``path`` may be a file or an existing directory; default ``./<name>-<UTC time>.vxsnap``.
+        Raises :class:`~voxeldb.errors.NotFoundError` for an unknown world.
+        """
+        from voxeldb.meta import Base
+
+        info = _snapshot.create_world_snapshot(
+            self.engine,
+            Base.metadata,
+            as_uuid(world_id),
+            path,
+            version=_voxeldb_version(),
+            progress=progress,
+        )
+        return info.path
+
+    def restore_world_snapshot(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        new_id: bool = False,
+        name: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> uuid.UUID:
+        """Restore a snapshot (from either backend) into this database; returns the world id.
+
+        The world keeps its id unless ``new_id``; restoring over an existing world id or name
+        is a :class:`~voxeldb.errors.SnapshotError` (pass ``new_id=True`` and/or ``name=``).
+        Chunks come back byte-identical. The schema is created when missing.
+        """
+        from voxeldb.meta import Base
+
+        self.create_tables()
+        return _snapshot.restore_world_snapshot(
+            self.engine, Base.metadata, path, new_id=new_id, name=name, progress=progress
+        )

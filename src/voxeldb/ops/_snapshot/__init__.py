@@ -1,0 +1,39 @@
+"""World snapshots: one portable, self-checking file per world (``DatabaseSetup``, ``voxeldb snapshot``).
+
+A snapshot is a zip archive (``_archive``):
+
+- ``manifest.json``: format name and version, the world's id and name, row counts, the source
+  backend and Alembic revision, and the size and SHA-256 of every other member;
+- ``tables/<table>.json``: the world's rows of every table that hangs off ``worlds`` by foreign
+  keys (the world row, the block-state registry, characters and their inventories and
+  relationships, stories and choices, agent activities and evolution log), plus the rows those
+  point at outside the world (``users``, ``ai_agents``) as *reference* rows (``_rows``);
+- ``chunks.bin``: every chunk exactly as stored (the codec's bytes), never decoded.
+
+Password hashes never leave the database. Writing is atomic (``_create``); a restore checks
+every member's SHA-256 and runs in one transaction, so a corrupt file changes nothing
+(``_restore``). The format is described for operators in docs/operations.md.
+"""
+
+from __future__ import annotations
+
+from voxeldb.ops._snapshot._archive import (
+    CHUNKS_MEMBER,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    read_manifest,
+)
+from voxeldb.ops._snapshot._create import SnapshotInfo, create_world_snapshot
+from voxeldb.ops._snapshot._restore import restore_world_snapshot
+
+__all__ = [
+    "CHUNKS_MEMBER",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "SnapshotInfo",
+    "create_world_snapshot",
+    "read_manifest",
+    "restore_world_snapshot",
+]
