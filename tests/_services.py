@@ -2,6 +2,18 @@
 
 The shared PostgreSQL and Redis are never stopped or reconfigured by a test; fault tests
 start their own servers on free loopback ports with the helpers below.
+
+Environment (all optional):
+
+- ``VOXELDB_TEST_PG_DSN``: libpq DSN of an admin connection to the shared PostgreSQL, used to
+  create and drop the test databases (default ``host=127.0.0.1 port=5432 user=postgres
+  dbname=postgres``);
+- ``VOXELDB_TEST_PG_URL``: SQLAlchemy URL of a test database, ``{dbname}`` standing for its name
+  (default ``postgresql+psycopg://postgres@127.0.0.1:5432/{dbname}``);
+- ``VOXELDB_TEST_REDIS_URL``: the shared Redis (default ``redis://127.0.0.1:6379/0``); tests use
+  key prefixes of their own on it;
+- ``VOXELDB_TEST_PG_BIN``: the directory of ``initdb`` and ``pg_ctl`` for the fault tests' private
+  PostgreSQL servers (default ``/usr/lib/postgresql/15/bin``).
 """
 
 from __future__ import annotations
@@ -11,6 +23,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -81,6 +94,87 @@ def temporary_database(backend: str) -> Iterator[str]:
             yield f"sqlite:///{directory}/voxeldb.sqlite3"
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+    else:  # pragma: no cover
+        raise ValueError(f"unknown backend {backend!r}")
+
+
+def _migrate(url: str) -> None:
+    """Bring the database at ``url`` to the newest revision, through the public API."""
+    import voxeldb
+
+    db = voxeldb.connect(url, cache="memory")
+    try:
+        db.create_schema()
+    finally:
+        db.close()  # disposes the pool: a PostgreSQL template must have no connection left
+
+
+@dataclass
+class TemplateDatabase:
+    """A database migrated to head once, cloned for each test that needs a migrated one.
+
+    PostgreSQL: ``CREATE DATABASE ... TEMPLATE`` (a file copy, no migration per test).
+    SQLite: the file, checkpointed so that it holds everything, copied.
+    """
+
+    backend: str
+    name: str
+    """The PostgreSQL database's name, or the SQLite file's path."""
+
+    @contextlib.contextmanager
+    def clone(self) -> Iterator[str]:
+        """A new database with the template's contents, as an SQLAlchemy URL; dropped afterwards."""
+        if self.backend == "sqlite":
+            directory = tempfile.mkdtemp(prefix="voxeldb_test_")
+            try:
+                target = Path(directory) / "voxeldb.sqlite3"
+                shutil.copyfile(self.name, target)
+                yield f"sqlite:///{target}"
+            finally:
+                shutil.rmtree(directory, ignore_errors=True)
+            return
+        name = f"voxeldb_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            for attempt in range(50):
+                try:
+                    conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.name}"')
+                    break
+                except psycopg.errors.ObjectInUse:
+                    # Someone (autovacuum, a stray connection) is on the template for a moment.
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.1)
+        try:
+            yield PG_URL_TEMPLATE.format(dbname=name)
+        finally:
+            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def migrated_template(backend: str) -> Iterator[TemplateDatabase]:
+    """A database of ``backend`` migrated to head, to :meth:`~TemplateDatabase.clone`; dropped after."""
+    if backend == "sqlite":
+        directory = tempfile.mkdtemp(prefix="voxeldb_test_tpl_")
+        try:
+            path = Path(directory) / "template.sqlite3"
+            _migrate(f"sqlite:///{path}")
+            with contextlib.closing(sqlite3.connect(path)) as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file
+            yield TemplateDatabase(backend, str(path))
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+    elif backend == "postgresql":
+        require_postgres()
+        name = f"voxeldb_test_tpl_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            _migrate(PG_URL_TEMPLATE.format(dbname=name))
+            yield TemplateDatabase(backend, name)
+        finally:
+            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:  # pragma: no cover
         raise ValueError(f"unknown backend {backend!r}")
 

@@ -1,7 +1,14 @@
-"""Fixtures shared by every test package: real databases and real Redis, never stand-ins."""
+"""Fixtures shared by every test package: real databases and real Redis, never stand-ins.
+
+Databases: ``database_url`` (and ``engine`` on it) is a database of each backend migrated to
+head, cloned from a template migrated once per test session and backend (PostgreSQL:
+``CREATE DATABASE ... TEMPLATE``; SQLite: a copy of the file). ``empty_database_url`` is an
+empty, unmigrated one, for the tests of migrations and of copying into an empty database.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 
@@ -10,9 +17,14 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests._services import REDIS_TEST_URL, require_redis, temporary_database
+from tests._services import (
+    REDIS_TEST_URL,
+    TemplateDatabase,
+    migrated_template,
+    require_redis,
+    temporary_database,
+)
 from voxeldb._engine import make_engine
-from voxeldb._migrations import upgrade
 from voxeldb.meta import SessionLocal, configure
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -23,18 +35,43 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+class DatabaseTemplates:
+    """The session's migrated template per backend, made on first use, dropped at the end."""
+
+    def __init__(self, stack: contextlib.ExitStack) -> None:
+        self._stack = stack
+        self._templates: dict[str, TemplateDatabase] = {}
+
+    def __getitem__(self, backend: str) -> TemplateDatabase:
+        if backend not in self._templates:
+            self._templates[backend] = self._stack.enter_context(migrated_template(backend))
+        return self._templates[backend]
+
+
+@pytest.fixture(scope="session")
+def database_templates() -> Iterator[DatabaseTemplates]:
+    with contextlib.ExitStack() as stack:
+        yield DatabaseTemplates(stack)
+
+
 @pytest.fixture
-def database_url(backend: str) -> Iterator[str]:
-    """An empty database on each backend: a temporary SQLite file, or a fresh PostgreSQL database."""
+def database_url(backend: str, database_templates: DatabaseTemplates) -> Iterator[str]:
+    """A database of its own on each backend, migrated to head; dropped afterwards."""
+    with database_templates[backend].clone() as url:
+        yield url
+
+
+@pytest.fixture
+def empty_database_url(backend: str) -> Iterator[str]:
+    """An empty, unmigrated database of its own on each backend; dropped afterwards."""
     with temporary_database(backend) as url:
         yield url
 
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    """An engine on a fresh database of each backend, migrated to head."""
+    """An engine on this test's database (migrated to head) of each backend."""
     eng = make_engine(database_url)
-    upgrade(eng)
     yield eng
     eng.dispose()
 
