@@ -18,12 +18,11 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
-    Integer,
-    LargeBinary,
     String,
     Text,
     UniqueConstraint,
     event,
+    func,
     text,
 )
 from sqlalchemy.orm import (
@@ -36,10 +35,17 @@ from sqlalchemy.orm import (
 )
 
 from voxeldb._ids import fresh_version
-from voxeldb.chunks._store import as_coord, local_y, world_shape
+from voxeldb._time import utcnow
+from voxeldb.chunks import (
+    as_coord,
+    block_states_table,
+    local_y,
+    world_chunks_table,
+    world_shape,
+)
 from voxeldb.errors import ChunkFormatError, CoordinateError
-from voxeldb.meta._base import Base, JSONType, TimestampMixin, utcnow
-from voxeldb.meta._passwords import check_password_hash, hash_password
+from voxeldb.meta._base import Base, TimestampMixin
+from voxeldb.meta._passwords import check_no_password, check_password_hash, hash_password
 
 __all__ = [
     "AIAgent",
@@ -88,15 +94,39 @@ class User(TimestampMixin, Base):
 
     def set_password(self, password: str) -> None:
         """Hash ``password`` (bcrypt, policy-checked); revokes every login session of the user."""
-        self.password_hash = hash_password(password)
+        self.set_password_hash(hash_password(password))
+
+    @staticmethod
+    def password_hash_for(password: str) -> str:
+        """A bcrypt hash of ``password`` (policy-checked) at the configured cost: made before
+        a write transaction begins, since bcrypt is slow, then given to set_password_hash."""
+        return hash_password(password)
+
+    def set_password_hash(self, password_hash: str) -> None:
+        """Store a hash from ``password_hash_for``; revokes every login session of the user."""
+        self.password_hash = password_hash
         self.password_changed_at = utcnow()
         self.auth_epoch = (self.auth_epoch or 0) + 1
 
     def check_password(self, password: str) -> bool:
-        return bool(self.password_hash) and check_password_hash(password, self.password_hash)
+        """Whether ``password`` is the user's; one bcrypt at the configured cost at least,
+        whatever the stored hash (a locked account's placeholder too) or the candidate."""
+        return check_password_hash(password, self.password_hash)
+
+    @staticmethod
+    def check_no_password(password: object) -> bool:
+        """The answer when there is no user to check (unknown or inactive): False, in the
+        time a wrong password takes."""
+        return check_no_password(password)
 
     def __repr__(self) -> str:
         return f"User(id={self.id!s}, username={self.username!r})"
+
+
+# Usernames and e-mails are unique whatever their case ("alice" and "ALICE" are one user):
+# the services look users up by lower(username). Migration 0002; docs/security.md.
+Index("uq_users_username_lower", func.lower(User.username), unique=True)
+Index("uq_users_email_lower", func.lower(User.email), unique=True)
 
 
 class UserSession(Base):
@@ -163,24 +193,23 @@ def _next_chunk_version(current: int | None) -> int:
 
 
 class WorldChunk(Base):
-    """A 16 x 16 column of blocks, stored as the codec's bytes (``voxeldb.chunks.codec``)."""
+    """A 16 x 16 column of blocks, stored as the codec's bytes (``voxeldb.chunks.codec``).
 
-    __tablename__ = "world_chunks"
+    Mapped onto ``voxeldb.chunks``' ``world_chunks`` table, the one the chunk store writes.
+    """
 
-    world_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("worlds.id", ondelete="CASCADE"), primary_key=True
-    )
-    chunk_x: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    chunk_z: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    chunk_y: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    __table__ = world_chunks_table
+
+    world_id: Mapped[uuid.UUID]
+    chunk_x: Mapped[int]
+    chunk_z: Mapped[int]
+    chunk_y: Mapped[int]
     """Always 0: a chunk is a whole column (the seed addresses chunks by x, y and z)."""
-    data: Mapped[bytes] = mapped_column(LargeBinary)
-    version: Mapped[int] = mapped_column(BigInteger, server_default=text("1"))
-    chunk_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    created_at: Mapped[datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))
-    updated_at: Mapped[datetime] = mapped_column(
-        server_default=text("CURRENT_TIMESTAMP"), onupdate=text("CURRENT_TIMESTAMP")
-    )
+    data: Mapped[bytes]
+    version: Mapped[int]
+    chunk_metadata: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
     world: Mapped[World] = relationship(back_populates="chunks")
 
@@ -190,7 +219,7 @@ class WorldChunk(Base):
     # A new row starts at the microsecond clock, not 1, like the chunk store's rows: a chunk
     # deleted and created again must never repeat a version an old cache entry still holds.
     __mapper_args__ = {  # noqa: RUF012
-        "version_id_col": version,
+        "version_id_col": world_chunks_table.c.version,
         "version_id_generator": _next_chunk_version,
     }
 
@@ -234,7 +263,7 @@ class WorldChunk(Base):
 
     def get_block_at(self, local_x: int, y: int, local_z: int) -> dict[str, Any]:
         """The state of the block at chunk-local ``(local_x, local_z)`` and world ``y``."""
-        from voxeldb.chunks._registry import lookup_states
+        from voxeldb.chunks import lookup_states
 
         world = self._world()
         height, iy, iz, ix = self._local_index(world, local_x, y, local_z)
@@ -249,7 +278,7 @@ class WorldChunk(Base):
         chunk that is not in a session the change is made in memory only (merge it into a
         session to store it); the state is still interned, since ids never change.
         """
-        from voxeldb.chunks._registry import intern_states
+        from voxeldb.chunks import intern_states
         from voxeldb.chunks.codec import encode_chunk
 
         world = self._world()
@@ -270,18 +299,17 @@ class WorldChunk(Base):
 
 
 class BlockState(Base):
-    """The per-world registry of block states; written by ``voxeldb.chunks._registry``."""
+    """The per-world registry of block states; written by ``voxeldb.chunks.intern_states``.
 
-    __tablename__ = "block_states"
+    Mapped onto ``voxeldb.chunks``' ``block_states`` table.
+    """
 
-    world_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("worlds.id", ondelete="CASCADE"), primary_key=True
-    )
-    state_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    state_key: Mapped[str] = mapped_column(Text)
+    __table__ = block_states_table
+
+    world_id: Mapped[uuid.UUID]
+    state_id: Mapped[int]
+    state_key: Mapped[str]
     state: Mapped[dict[str, Any]]
-
-    __table_args__ = (UniqueConstraint("world_id", "state_key"),)
 
 
 class Character(TimestampMixin, Base):

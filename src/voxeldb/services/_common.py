@@ -30,13 +30,21 @@ def parse_id(value: Any, field: str) -> uuid.UUID:
 
 
 def validated(model: type[M], **values: Any) -> M:
-    """``model(**values)``, with pydantic's error turned into one naming the first bad field."""
+    """``model(**values)``, with pydantic's error turned into one naming the first bad field.
+
+    ``field`` is the argument's name; where inside it (a dict key, a list index) goes in the
+    message, escaped: hostile keys (lone surrogates) must not make the message unprintable.
+    """
     try:
         return model(**values)
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or model.__name__
-        raise ValidationError(f"{field}: {first['msg']}", field=field) from None
+        loc = [str(part) for part in first["loc"]]
+        field = loc[0] if loc else model.__name__
+        where = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
+        message = f"{field}{where}: {first['msg']}"
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise ValidationError(message, field=field) from None
 
 
 @contextlib.contextmanager

@@ -1,23 +1,30 @@
-"""Users, passwords and login sessions."""
+"""Users, passwords and login sessions.
+
+bcrypt never runs inside a write transaction (on SQLite one would stall every writer of the
+database): a password is checked in a read step, then a short write transaction records
+the result. Lookups (``login``, ``authenticate_user``, ``user_for_token``) answer None for
+anything that names nobody, and every failing login costs one bcrypt at the configured
+cost. docs/security.md has the reasons.
+"""
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import logging
 import secrets
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 
-import bcrypt
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from voxeldb._settings import get_settings
 from voxeldb._time import as_utc, utcnow
 from voxeldb.errors import UnknownIdError, ValidationError
-from voxeldb.meta import User, UserSession, validate_password
+from voxeldb.meta import User, UserSession, get_engine, validate_password
 from voxeldb.services._common import parse_id, session_scope, validated
-from voxeldb.services._validation import UserInput
+from voxeldb.services._validation import UserInput, is_storable_text, username_key
 
 __all__ = [
     "authenticate_user",
@@ -30,33 +37,30 @@ __all__ = [
 ]
 
 
-@functools.cache
-def _dummy_hash(rounds: int) -> bytes:
-    """A hash to check against when the user does not exist, so that "no such user" takes
-    as long as "wrong password" (no username probing by timing): so the same bcrypt cost as
-    the users' own hashes."""
-    return bcrypt.hashpw(b"voxeldb-dummy-password", bcrypt.gensalt(rounds=rounds))
-
+log = logging.getLogger(__name__)
 
 # last_seen_at is written at most this often: a read per request, not a write per request.
 _TOUCH_INTERVAL = timedelta(minutes=1)
+# How long the last_seen_at refresh may wait for a lock before it is skipped.
+_TOUCH_WAIT_MS = 50
 
 
 def create_user(
     username: str, email: str, password: str, *, session: Session | None = None
 ) -> User:
-    """A new user; the username and e-mail must be unused, the password must meet the policy."""
+    """A new user; the username and e-mail must be unused whatever their case, the password
+    must meet the policy."""
     data = validated(UserInput, username=username, email=email)
     validate_password(password)
+    user = User(username=data.username, email=data.email)
+    user.set_password(password)  # bcrypt before the write transaction, not inside it
     with session_scope(session, write=True) as s:
         for field, column, value in (
             ("username", User.username, data.username),
             ("email", User.email, data.email),
         ):
-            if s.scalar(select(User.id).where(column == value)) is not None:
+            if s.scalar(select(User.id).where(func.lower(column) == value.lower())) is not None:
                 raise ValidationError(f"{field} {value!r} is already taken", field=field)
-        user = User(username=data.username, email=data.email)
-        user.set_password(password)
         s.add(user)
         try:
             s.flush()
@@ -70,15 +74,19 @@ def create_user(
 
 
 def _find_user(s: Session, username: str) -> User | None:
+    """The user called ``username`` whatever its case; None if no user can have that name."""
     if not isinstance(username, str):
         raise ValidationError("username must be a string", field="username")
-    return s.scalar(select(User).where(User.username == username))
+    key = username_key(username)
+    if key is None:
+        return None
+    return s.scalar(select(User).where(func.lower(User.username) == key))
 
 
 def _password_ok(user: User | None, password: str) -> bool:
+    """Whether ``password`` is ``user``'s: one bcrypt at the configured cost, whatever the case."""
     if user is None or not user.is_active:
-        bcrypt.checkpw(b"voxeldb-dummy-password", _dummy_hash(get_settings().bcrypt_rounds))
-        return False
+        return User.check_no_password(password)
     return user.check_password(password)
 
 
@@ -88,18 +96,42 @@ def authenticate_user(
     """The user whose credentials these are, or None."""
     with session_scope(session) as s:
         user = _find_user(s, username)
-        return user if _password_ok(user, password) else None
+    return user if _password_ok(user, password) else None
 
 
-def change_password(user_id: object, new_password: str, *, session: Session | None = None) -> User:
-    """Set a new password; every login session of the user is revoked."""
+def change_password(
+    user_id: object,
+    new_password: str,
+    *,
+    current_password: str | None = None,
+    session: Session | None = None,
+) -> User:
+    """Set a new password; every login session of the user is revoked.
+
+    With ``current_password`` (what a "change my password" form must pass) a wrong current
+    password is a ValidationError on ``current_password`` and nothing changes. Without it
+    this is an administrator's reset: the caller has decided who may set the password
+    (docs/security.md).
+    """
     uid = parse_id(user_id, "user_id")
     validate_password(new_password, "new_password")
+    with session_scope(session) as s:
+        user = s.get(User, uid)
+        if user is None:
+            raise UnknownIdError(f"user_id: no user {uid}", field="user_id")
+        checked_hash = user.password_hash
+    if current_password is not None and not _password_ok(user, current_password):
+        raise ValidationError("current_password: not the user's password", field="current_password")
+    new_hash = User.password_hash_for(new_password)  # bcrypt outside the write transaction
     with session_scope(session, write=True) as s:
         user = s.get(User, uid)
         if user is None:
             raise UnknownIdError(f"user_id: no user {uid}", field="user_id")
-        user.set_password(new_password)
+        if current_password is not None and user.password_hash != checked_hash:
+            raise ValidationError(
+                "current_password: the password changed meanwhile", field="current_password"
+            )
+        user.set_password_hash(new_hash)
         _revoke_all(s, user)
     return user
 
@@ -117,36 +149,55 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def _token_ok(token: object) -> bool:
+    return isinstance(token, str) and 0 < len(token) <= 512 and is_storable_text(token)
+
+
 def login(username: str, password: str, *, session: Session | None = None) -> str | None:
     """A new session token (256 random bits, URL-safe) for these credentials, or None."""
     settings = get_settings()
-    with session_scope(session, write=True) as s:
+    with session_scope(session) as s:
         user = _find_user(s, username)
-        if not _password_ok(user, password):
-            return None
-        assert user is not None
-        token = secrets.token_urlsafe(32)
+    # The password is checked outside any transaction of ours (in a caller's session, inside
+    # the caller's): bcrypt is slow, and a write transaction would stall every writer.
+    if not _password_ok(user, password):
+        return None
+    assert user is not None
+    checked = (user.password_hash, user.auth_epoch)
+    token = secrets.token_urlsafe(32)
+    with session_scope(session, write=True) as s:
+        fresh = s.get(User, user.id)
+        if (
+            fresh is None
+            or not fresh.is_active
+            or (fresh.password_hash, fresh.auth_epoch) != checked
+        ):
+            return None  # deactivated or given a new password since we checked
         now = utcnow()
         s.add(
             UserSession(
-                user_id=user.id,
+                user_id=fresh.id,
                 token_hash=token_hash(token),
-                auth_epoch=user.auth_epoch,
+                auth_epoch=fresh.auth_epoch,
                 created_at=now,
                 last_seen_at=now,
                 expires_at=now + timedelta(hours=settings.session_absolute_hours),
             )
         )
-        user.last_login_at = now
+        fresh.last_login_at = now
     return token
 
 
 def user_for_token(token: str, *, session: Session | None = None) -> User | None:
-    """The user a live session token belongs to; None if unknown, expired or revoked."""
-    if not isinstance(token, str) or not token or len(token) > 512:
+    """The user a live session token belongs to; None if unknown, expired or revoked.
+
+    Never raises for a busy database: the ``last_seen_at`` refresh (at most once a minute)
+    is skipped when it cannot have the write lock at once, and done by a later call.
+    """
+    if not _token_ok(token):
         return None
     settings = get_settings()
-    with session_scope(session, write=False) as s:
+    with session_scope(session) as s:
         row = s.scalar(select(UserSession).where(UserSession.token_hash == token_hash(token)))
         if row is None or row.revoked_at is not None:
             return None
@@ -160,14 +211,54 @@ def user_for_token(token: str, *, session: Session | None = None) -> User | None
             or now - as_utc(row.last_seen_at) >= timedelta(minutes=settings.session_idle_minutes)
         ):
             return None
-        if now - as_utc(row.last_seen_at) >= _TOUCH_INTERVAL:
+        due = now - as_utc(row.last_seen_at) >= _TOUCH_INTERVAL
+        if due and session is not None:
+            _touch_in(session, row, now)
+    if due and session is None:
+        _touch(row.id, now)
+    return user
+
+
+def _touch_in(s: Session, row: UserSession, now: datetime) -> None:
+    """Refresh ``last_seen_at`` in the caller's session, in a savepoint: a busy database
+    rolls back the refresh only."""
+    try:
+        with s.begin_nested():
             row.last_seen_at = now
-        return user
+    except OperationalError as exc:
+        log.debug("last_seen_at refresh skipped: %s", exc)
+
+
+def _touch(session_id: uuid.UUID, now: datetime) -> None:
+    """Refresh ``last_seen_at`` in a short transaction of its own, waiting at most
+    ``_TOUCH_WAIT_MS`` for a lock; skipped (never raised) when the database is busy."""
+    engine = get_engine()
+    sqlite = engine.dialect.name == "sqlite"
+    try:
+        with engine.connect() as conn:
+            previous = conn.exec_driver_sql("PRAGMA busy_timeout").scalar() if sqlite else None
+            try:
+                if sqlite:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={_TOUCH_WAIT_MS}")
+                else:
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{_TOUCH_WAIT_MS}ms'")
+                conn.execute(
+                    update(UserSession).where(UserSession.id == session_id).values(last_seen_at=now)
+                )
+                conn.commit()
+            finally:
+                if conn.in_transaction():
+                    conn.rollback()
+                if sqlite:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={int(previous or 0)}")
+                    conn.rollback()
+    except OperationalError as exc:
+        log.debug("last_seen_at refresh skipped: %s", exc)
 
 
 def logout(token: str, *, session: Session | None = None) -> None:
     """Revoke the session of ``token`` (nothing happens for an unknown token)."""
-    if not isinstance(token, str) or not token:
+    if not _token_ok(token):
         return
     with session_scope(session, write=True) as s:
         row = s.scalar(select(UserSession).where(UserSession.token_hash == token_hash(token)))

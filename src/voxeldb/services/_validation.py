@@ -1,8 +1,15 @@
-"""The pydantic models that check every service's input."""
+"""The pydantic models that check every service's input, and the checks they share.
+
+One layer answers hostile input the same way on both backends (docs/security.md): text with
+NUL characters (PostgreSQL refuses them) or lone surrogates (not encodable as UTF-8), and
+JSON nested deeper than :data:`MAX_JSON_DEPTH`, larger than :data:`MAX_JSON_BYTES`, or
+holding an integer outside 64 bits or a non-finite float, are ValidationErrors naming the
+field, before any SQL runs.
+"""
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from typing import Any
 
@@ -20,7 +27,16 @@ __all__ = [
     "WorldInput",
     "WorldSettings",
     "check_json_object",
+    "check_text",
+    "is_storable_text",
+    "username_key",
 ]
+
+MAX_JSON_DEPTH = 32
+"""Containers (dicts, lists) nested at most this deep in service JSON."""
+MAX_JSON_BYTES = 256 * 1024
+"""Service JSON (world settings, agent configuration, activity data) is at most this large."""
+_INT64 = range(-(2**63), 2**63)
 
 _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
@@ -28,19 +44,92 @@ _EMAIL = re.compile(
 _USERNAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
+def check_text(value: str, what: str) -> str:
+    """``value`` if both backends can store it: no NUL characters, no lone surrogates."""
+    if "\x00" in value:
+        raise ValueError(f"{what} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not valid Unicode (it has a lone surrogate)") from None
+    return value
+
+
+def is_storable_text(value: object) -> bool:
+    """Whether ``value`` is a str that :func:`check_text` accepts."""
+    if not isinstance(value, str):
+        return False
+    try:
+        check_text(value, "text")
+    except ValueError:
+        return False
+    return True
+
+
+def username_key(username: str) -> str | None:
+    """What a username is looked up by (lower-cased: names are one whatever their case),
+    or None when ``username`` cannot be anybody's name."""
+    name = username.strip()
+    if not 3 <= len(name) <= 50 or not _USERNAME.fullmatch(name):
+        return None
+    return name.lower()
+
+
 def check_json_object(value: Any, what: str) -> dict[str, Any]:
-    """``value`` if it is a dict that JSON can store (string keys, finite numbers)."""
+    """``value`` if it is a dict that JSON can store the same way on both backends.
+
+    String keys; text as :func:`check_text` wants it; integers within 64 bits; finite
+    floats; at most :data:`MAX_JSON_DEPTH` levels and about :data:`MAX_JSON_BYTES` bytes.
+    Walked without recursion, so no nesting gives a RecursionError.
+    """
     if not isinstance(value, dict):
         raise ValueError(f"{what} must be a dict, got {type(value).__name__}")
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} is not JSON-able: {exc}") from None
+    budget = MAX_JSON_BYTES
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"{what} is nested too deeply: at most {MAX_JSON_DEPTH} levels")
+            budget -= 2 + len(item)
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        raise ValueError(
+                            f"{what} has a key that is not a string: {type(key).__name__}"
+                        )
+                    budget -= len(check_text(key, f"{what} key").encode("utf-8")) + 3
+                    stack.append((child, depth + 1))
+            else:
+                stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            budget -= len(check_text(item, what).encode("utf-8")) + 2
+        elif item is None or isinstance(item, bool):
+            budget -= 5
+        elif isinstance(item, int):
+            if item not in _INT64:
+                raise ValueError(f"{what} has an integer outside the signed 64-bit range")
+            budget -= 20
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError(f"{what} has a number JSON cannot hold: {item}")
+            budget -= 24
+        else:
+            raise ValueError(f"{what} is not JSON-able: it holds a {type(item).__name__}")
+        if budget < 0:
+            raise ValueError(f"{what} is too large: at most {MAX_JSON_BYTES} bytes as JSON")
     return value
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, str_strip_whitespace=True, extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _storable_text(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            check_text(v, "the text")
+        return v
 
 
 class UserInput(_Strict):
