@@ -18,8 +18,7 @@ import pytest
 import redis
 from tests._services import REDIS_TEST_URL, require_redis
 
-from voxeldb.chunks._lru import ChunkLRU
-from voxeldb.chunks._redis import RedisChunkCache
+from voxeldb.chunks import ChunkLRU, RedisChunkCache
 from voxeldb.chunks.codec import encode_chunk
 from voxeldb.terrain import generate_chunk
 

@@ -1,4 +1,8 @@
-"""``voxeldb.connect``: one engine, one in-process chunk cache, optionally Redis (CONTRACT §3)."""
+"""``voxeldb.connect``: one engine, one in-process chunk cache, optionally Redis.
+
+A layer above ``voxeldb.services`` (docs/architecture.md): ``Database.chunks`` builds a
+``ChunkStore`` from the backend registry and the shared cache tiers.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +16,20 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from voxeldb import services
 from voxeldb._engine import make_engine
 from voxeldb._ids import as_uuid
 from voxeldb._settings import Settings, get_settings
-from voxeldb.chunks._lru import ChunkLRU
-from voxeldb.chunks._redis import RedisChunkCache
-from voxeldb.chunks._store import ChunkStore, world_shape
-from voxeldb.errors import ConfigurationError, DatabaseUnavailableError, NotFoundError
+from voxeldb.chunks import ChunkLRU, ChunkStore, RedisChunkCache, open_backend, world_shape
+from voxeldb.errors import (
+    ConfigurationError,
+    DatabaseUnavailableError,
+    NotFoundError,
+    driver_errors,
+)
+from voxeldb.meta import World
 
 __all__ = ["MEMORY_ONLY", "Database", "connect"]
 
@@ -104,39 +112,42 @@ class Database:
 
     def create_world(self, name: str, settings: dict[str, Any] | None = None) -> uuid.UUID:
         """A new world (validated by ``voxeldb.services.create_world``); its id."""
-        from voxeldb.services import create_world
-
         with self.session() as session:
-            world = create_world(name, settings, session=session)
+            world = services.create_world(name, settings, session=session)
             session.flush()
             world_id: uuid.UUID = world.id
         return world_id
 
     def chunks(self, world_id: uuid.UUID | str) -> ChunkStore:
         """The chunk store of world ``world_id``; a NotFoundError if there is no such world."""
-        from voxeldb.meta import World
-
         wid = as_uuid(world_id)
-        try:
+        # A server that is down is not a missing world (nor a missing schema).
+        with driver_errors(
+            unavailable="cannot connect to the database",
+            otherwise=lambda reason: DatabaseUnavailableError(
+                f"cannot connect to the database: {reason}"
+            ),
+        ):
             conn = self.engine.connect()
-        except DBAPIError as exc:
-            # A server that is down is not a missing world (nor a missing schema).
-            raise DatabaseUnavailableError(
-                f"cannot connect to the database: {str(exc.orig).strip()[:300]}"
-            ) from exc
-        try:
-            with conn:
-                row = conn.execute(select(World.world_settings).where(World.id == wid)).first()
-        except DBAPIError as exc:
-            raise NotFoundError(
-                f"cannot read world {wid}: {str(exc.orig).strip()[:200]} "
-                "(has db.create_schema() been run?)"
-            ) from exc
+        with (
+            driver_errors(
+                _no_kind,
+                otherwise=lambda reason: NotFoundError(
+                    f"cannot read world {wid}: {reason} (has db.create_schema() been run?)"
+                ),
+            ),
+            conn,
+        ):
+            row = conn.execute(select(World.world_settings).where(World.id == wid)).first()
         if row is None:
             raise NotFoundError(f"world {wid} does not exist")
         height, min_y = world_shape(row[0])
-        return ChunkStore.open(
-            self.engine, wid, height=height, min_y=min_y, lru=self.lru, redis=self.redis
+        return ChunkStore(
+            open_backend(self.engine, wid),
+            height=height,
+            min_y=min_y,
+            lru=self.lru,
+            redis=self.redis,
         )
 
     def close(self) -> None:
@@ -188,3 +199,8 @@ def _database_tag(url: URL) -> str:
         url = url.set(database=os.path.abspath(url.database))
     where = url.set(password=None, query={}).render_as_string(hide_password=True)
     return hashlib.sha1(where.encode()).hexdigest()[:10]
+
+
+def _no_kind(_exc: BaseException) -> None:
+    """Every driver error reading a world's settings means the same: it cannot be read."""
+    return None

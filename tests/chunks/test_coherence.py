@@ -25,11 +25,11 @@ MIN_Y = 0
 pytestmark = pytest.mark.slow
 
 
-def _reader(url: str, cache: str, prefix: str, world: str, pipe: Any) -> None:
+def _reader(url: str, cache_url: str, prefix: str, world: str, pipe: Any) -> None:
     import os
 
     os.environ["VOXELDB_REDIS_KEY_PREFIX"] = prefix
-    with voxeldb.connect(url, cache=cache) as db:
+    with voxeldb.connect(url, cache=cache_url) as db:
         store = db.chunks(world)
         while True:
             command, *args = pipe.recv()
@@ -52,9 +52,10 @@ def chunk(seed: int) -> np.ndarray[Any, Any]:
     return np.random.default_rng(seed).integers(0, 9, size=(HEIGHT, 16, 16)).astype(np.uint16)
 
 
-@pytest.fixture(params=["memory", "redis"])
-def cache(request: pytest.FixtureRequest) -> str:
-    if request.param == "redis":
+@pytest.fixture
+def cache_url(cache_tier: str, request: pytest.FixtureRequest) -> str:
+    """The ``cache=`` argument of each process for the tier (``conftest.cache_tier``)."""
+    if cache_tier == "redis":
         request.getfixturevalue("redis_url")
         return REDIS_TEST_URL
     return "memory"
@@ -62,7 +63,7 @@ def cache(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def reader(
-    database_url: str, cache: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+    database_url: str, cache_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Any, uuid.UUID]]:
     monkeypatch.setenv("VOXELDB_REDIS_KEY_PREFIX", redis_prefix)
     with voxeldb.connect(database_url, cache="memory") as db:
@@ -71,7 +72,9 @@ def reader(
         db.chunks(world).put_many((x, z, chunk(10 * x + z)) for x in range(4) for z in range(4))
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_reader, args=(database_url, cache, redis_prefix, str(world), child))
+    proc = ctx.Process(
+        target=_reader, args=(database_url, cache_url, redis_prefix, str(world), child)
+    )
     proc.start()
     try:
         yield parent, world
@@ -88,7 +91,7 @@ def ask(pipe: Any, *command: Any) -> Any:
 
 
 def test_writes_are_seen_at_once_through_the_lru(
-    reader: tuple[Any, uuid.UUID], database_url: str, cache: str
+    reader: tuple[Any, uuid.UUID], database_url: str, cache_url: str
 ) -> None:
     pipe, world = reader
     got, _, _ = ask(pipe, "region", 0, 0, 3, 3)
@@ -96,7 +99,7 @@ def test_writes_are_seen_at_once_through_the_lru(
     got, lru_hits, _ = ask(pipe, "region", 0, 0, 3, 3)
     assert lru_hits >= 16  # A now serves this region from its cache
 
-    with voxeldb.connect(database_url, cache=cache) as db:
+    with voxeldb.connect(database_url, cache=cache_url) as db:
         store = db.chunks(world)
         store.put(0, 0, chunk(100))
         got, _, _ = ask(pipe, "region", 0, 0, 3, 3)
@@ -129,13 +132,13 @@ def test_writes_are_seen_at_once_through_the_lru(
 
 
 def test_stale_redis_entries_are_never_served(
-    reader: tuple[Any, uuid.UUID], database_url: str, cache: str
+    reader: tuple[Any, uuid.UUID], database_url: str, cache_url: str
 ) -> None:
     pipe, world = reader
     ask(pipe, "region", 0, 0, 3, 3)  # fills Redis (when configured) and A's LRU
     ask(pipe, "clear_lru")
     _, _, redis_hits = ask(pipe, "region", 0, 0, 3, 3)
-    if cache != "memory":
+    if cache_url != "memory":
         assert redis_hits >= 16  # the region came from Redis
     # B writes without Redis: Redis keeps every old entry.
     with voxeldb.connect(database_url, cache="memory") as db:

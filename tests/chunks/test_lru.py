@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from voxeldb.chunks._lru import ChunkLRU
+from voxeldb.chunks import ChunkLRU
+from voxeldb.errors import ChunkFormatError, ConfigurationError
 
 
 def chunk(fill: int, height: int = 16, dtype: Any = np.uint16) -> np.ndarray[Any, Any]:
@@ -164,13 +165,13 @@ def test_discard_and_clear() -> None:
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "10", True])
 def test_bad_max_bytes_is_rejected(bad: Any) -> None:
-    with pytest.raises(ValueError, match="max_bytes"):
+    with pytest.raises(ConfigurationError, match="max_bytes"):
         ChunkLRU(bad)
 
 
 def test_put_rejects_something_that_is_not_an_array() -> None:
     lru = ChunkLRU(10 * CHUNK_BYTES)
-    with pytest.raises(TypeError, match="numpy array"):
+    with pytest.raises(ChunkFormatError, match="numpy array"):
         lru.put("k", 1, [1, 2, 3])  # type: ignore[arg-type]
 
 

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from tests._services import free_port
-from voxeldb.chunks._redis import MGET_BATCH, RedisChunkCache
-from voxeldb.errors import ChunkFormatError, ConfigurationError
+from voxeldb.chunks.caches import MGET_BATCH, RedisChunkCache
+from voxeldb.errors import ChunkFormatError, ConfigurationError, ValidationError
 
 DTYPES = [np.uint16, np.uint32]
 
@@ -213,7 +213,7 @@ def test_decoded_mode_rejects_malformed_arrays(decoded: RedisChunkCache, bad: An
 
 
 def test_a_put_with_neither_form_is_rejected(encoded: RedisChunkCache) -> None:
-    with pytest.raises(ValueError, match="encoded bytes or the array"):
+    with pytest.raises(ValidationError, match="encoded bytes or the array"):
         encoded.put_many("w", [(0, 0, 1, None, None)])
 
 

@@ -2,36 +2,52 @@
 
 The lowest package: it never imports ``voxeldb.meta``, ``services``, ``ops`` or ``cli``.
 Everything another package uses from here is exported below; nothing else is public.
+
+Layout: ``codec/`` (bytes), ``_geometry`` (shape and coordinates), ``_schema`` (the
+``world_chunks`` and ``block_states`` tables, shared with the ORM), ``_registry`` (block
+states), ``_store`` (``ChunkStore``) with ``_reads`` and ``_edits``, ``backends/`` (one
+module per database), ``caches/`` (the LRU and Redis tiers).
 """
 
 from __future__ import annotations
 
-from voxeldb.chunks._lru import ChunkLRU
-from voxeldb.chunks._redis import RedisChunkCache
+from voxeldb.chunks._geometry import (
+    DEFAULT_HEIGHT,
+    DEFAULT_MIN_Y,
+    as_coord,
+    local_y,
+    world_shape,
+)
 from voxeldb.chunks._registry import (
-    block_states_table,
     clear_memo,
     intern_states,
     lookup_states,
     normalize_state,
 )
-from voxeldb.chunks._store import (
-    DEFAULT_HEIGHT,
-    DEFAULT_MIN_Y,
-    ChunkStore,
-    as_coord,
-    local_y,
-    world_shape,
+from voxeldb.chunks._schema import (
+    NAMING_CONVENTION,
+    JSONType,
+    UUIDType,
+    block_states_table,
+    metadata,
+    world_chunks_table,
 )
+from voxeldb.chunks._store import ChunkStore
+from voxeldb.chunks.backends import Backend, open_backend, register_backend
+from voxeldb.chunks.caches import ChunkLRU, RedisChunkCache
 from voxeldb.chunks.codec import MAX_HEIGHT, decode_chunk, encode_chunk
 
 __all__ = [
     "DEFAULT_HEIGHT",
     "DEFAULT_MIN_Y",
     "MAX_HEIGHT",
+    "NAMING_CONVENTION",
+    "Backend",
     "ChunkLRU",
     "ChunkStore",
+    "JSONType",
     "RedisChunkCache",
+    "UUIDType",
     "as_coord",
     "block_states_table",
     "clear_memo",
@@ -40,6 +56,10 @@ __all__ = [
     "intern_states",
     "local_y",
     "lookup_states",
+    "metadata",
     "normalize_state",
+    "open_backend",
+    "register_backend",
+    "world_chunks_table",
     "world_shape",
 ]

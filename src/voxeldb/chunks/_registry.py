@@ -1,13 +1,13 @@
 """The per-world block-state registry (CONTRACT §1): state <-> stable integer id.
 
-Plain SQLAlchemy Core against the ``block_states`` table of docs/schema.md, so that the chunk
-store can use it without the ORM (``voxeldb.chunks`` never imports ``voxeldb.meta``).
+Plain SQLAlchemy Core against the ``block_states`` table (``_schema``, docs/schema.md), so that
+the chunk store can use it without the ORM (``voxeldb.chunks`` never imports ``voxeldb.meta``).
 
 Ids are 1, 2, 3, ... per world in order of first use; 0 is air and is never stored. A new
 state is inserted with ``INSERT ... SELECT max(state_id) + 1 ... ON CONFLICT DO NOTHING``:
 when two processes race for the same state, the loser's insert does nothing and it reads the
 winner's id; when they race for the same *id* with different states, the loser's insert does
-nothing either and it tries again with the next id. Nothing raises inside the caller's
+nothing either and it tries again with the next id (the one retry policy, ``voxeldb._retry``). Nothing raises inside the caller's
 transaction, so no savepoint is needed. On SQLite the caller's write transaction
 (``BEGIN IMMEDIATE``) serializes interning.
 
@@ -29,24 +29,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    Column,
     Connection,
     Engine,
-    Integer,
-    MetaData,
-    Table,
-    Text,
-    Uuid,
     bindparam,
     event,
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 
 from voxeldb._ids import as_uuid
-from voxeldb.errors import ConcurrencyError, NotFoundError, ValidationError
+from voxeldb._retry import retry
+from voxeldb.chunks._schema import block_states_table
+from voxeldb.errors import NotFoundError, ValidationError
 
 __all__ = [
     "AIR",
@@ -62,18 +56,7 @@ __all__ = [
 AIR: dict[str, Any] = {"type": "air"}
 AIR_KEY = '{"type":"air"}'
 _MAX_RETRIES = 100
-
-_JSON = JSON().with_variant(JSONB(), "postgresql")
-
-block_states_table = Table(
-    "block_states",
-    MetaData(),
-    Column("world_id", Uuid(), primary_key=True),
-    Column("state_id", Integer, primary_key=True, autoincrement=False),
-    Column("state_key", Text, nullable=False),
-    Column("state", _JSON, nullable=False),
-)
-"""A Core view of the table for this module's queries (the ORM model owns the DDL)."""
+"""Rounds of id races one ``intern_states`` call may lose before giving up."""
 
 _bt = block_states_table
 
@@ -89,14 +72,14 @@ _LOOKUP_IDS = select(_bt.c.state_id, _bt.c.state).where(
 # NOTHING" (no conflict target) covers both the state_key and the primary-key race. The
 # WHERE clause is required by SQLite's parser for an upsert on INSERT ... SELECT.
 _INSERT = text(
-    "INSERT INTO block_states (world_id, state_id, state_key, state) "
+    f"INSERT INTO {_bt.name} (world_id, state_id, state_key, state) "
     "SELECT :world_id, COALESCE(MAX(state_id), 0) + 1, :state_key, :state "
-    "FROM block_states WHERE world_id = :world_id "
+    f"FROM {_bt.name} WHERE world_id = :world_id "
     "ON CONFLICT DO NOTHING"
 ).bindparams(
-    bindparam("world_id", type_=Uuid()),
-    bindparam("state_key", type_=Text()),
-    bindparam("state", type_=_JSON),
+    bindparam("world_id", type_=_bt.c.world_id.type),
+    bindparam("state_key", type_=_bt.c.state_key.type),
+    bindparam("state", type_=_bt.c.state.type),
 )
 
 
@@ -307,19 +290,26 @@ def intern_states(
         new = [key for key in missing if key not in found]
         if new and conn.in_transaction():
             conn.info[_DIRTY] = True
-        for _attempt in range(_MAX_RETRIES):
-            if not new:
-                break
-            for key in new:
+
+        def register() -> list[str]:
+            """Insert the keys still unregistered; those that lost a race for their id."""
+            pending = [key for key in new if key not in found]
+            for key in pending:
                 conn.execute(_INSERT, {"world_id": wid, "state_key": key, "state": by_key[key]})
-            rows = conn.execute(_LOOKUP_KEYS, {"world_id": wid, "keys": new})
+            rows = conn.execute(_LOOKUP_KEYS, {"world_id": wid, "keys": pending})
             found.update({row[0]: row[1] for row in rows})
             # A key still absent lost a race for its id to another state: try the next id.
-            new = [key for key in new if key not in found]
-        else:
-            raise ConcurrencyError(
-                f"could not register {len(new)} block state(s) in world {wid} after "
-                f"{_MAX_RETRIES} attempts (concurrent writers, or a REPEATABLE READ transaction)"
+            return [key for key in pending if key not in found]
+
+        if new:
+            retry(
+                register,
+                again=bool,
+                attempts=_MAX_RETRIES,
+                what=(
+                    f"registering {len(new)} block state(s) in world {wid} (concurrent "
+                    "writers, or a REPEATABLE READ transaction?)"
+                ),
             )
         ids.update(found)
         _remember(conn, db, wid, {key: (found[key], by_key[key]) for key in missing})

@@ -1,18 +1,17 @@
-"""The declarative base and the column types every model shares."""
+"""The declarative base; the column types every model shares come from ``voxeldb.chunks``."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, MetaData, Uuid, event, func, text
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect
+from sqlalchemy import DateTime, event, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from voxeldb._ids import as_uuid
+from voxeldb.chunks import NAMING_CONVENTION, JSONType, UUIDType
+from voxeldb.chunks import metadata as _metadata
 
 __all__ = [
     "NAMING_CONVENTION",
@@ -20,57 +19,17 @@ __all__ = [
     "JSONType",
     "TimestampMixin",
     "UUIDType",
-    "as_utc",
-    "utcnow",
 ]
-
-# Deterministic constraint names: migrations can then drop and alter them by name on both
-# backends (SQLite's batch mode needs names to find constraints at all).
-NAMING_CONVENTION: dict[str, str] = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-JSONType: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
-"""JSON everywhere, JSONB on PostgreSQL (indexable with GIN, compact, deduplicated keys)."""
-
-
-class UUIDType(TypeDecorator[uuid.UUID]):
-    """``sqlalchemy.Uuid`` that also accepts the string form in binds and comparisons.
-
-    The seed passes ids around as ``str`` (``WorldChunk.world_id == world_id``); plain ``Uuid``
-    only accepts ``uuid.UUID`` on SQLite. The DDL is exactly ``Uuid``'s (native ``uuid`` on
-    PostgreSQL, ``CHAR(32)`` of hex digits on SQLite), as docs/schema.md agrees.
-    """
-
-    impl = Uuid
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> uuid.UUID | None:
-        if value is None:
-            return None
-        return as_uuid(value, "id")
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> uuid.UUID | None:
-        return value  # type: ignore[no-any-return]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime) -> datetime:
-    """``value`` as an aware UTC time: SQLite hands timestamps back naive (voxeldb writes UTC)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
-    """The one declarative base: every voxeldb table lives in ``Base.metadata``."""
+    """The one declarative base: every voxeldb table lives in ``Base.metadata``.
 
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    That is ``voxeldb.chunks.metadata``: the two tables the chunk store shares with the ORM
+    (``world_chunks``, ``block_states``) are defined there, once, and mapped in ``_models``.
+    """
+
+    metadata = _metadata
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         uuid.UUID: UUIDType(),
         datetime: DateTime(timezone=True),

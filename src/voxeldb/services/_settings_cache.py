@@ -1,8 +1,9 @@
 """The cache behind ``get_world_settings``: Redis when ``REDIS_URL`` is set, else in-process.
 
-Redis is optional in every sense: a short socket timeout, and when it fails the settings
-come from the database (one warning logged, Redis tried again after
-``redis_retry_seconds``). An invalidation that could not reach Redis is retried on the next
+Redis is optional in every sense: the one client factory and circuit breaker
+(``voxeldb._redis``) give a short socket timeout, and when Redis fails the settings come from
+the database (one warning logged, Redis tried again after ``redis_retry_seconds``, the
+recovery logged). An invalidation that could not reach Redis is retried on the next
 successful contact, and entries expire after ``redis_ttl_seconds`` regardless.
 """
 
@@ -16,8 +17,7 @@ import time
 import uuid
 from typing import Any
 
-import redis
-
+from voxeldb._redis import CircuitBreaker, close_quietly, redis_client
 from voxeldb._settings import Settings, get_settings
 
 __all__ = ["LOCAL_TTL_SECONDS", "SettingsCache", "get_cache", "reset_cache"]
@@ -36,15 +36,17 @@ class SettingsCache:
         self._local: dict[uuid.UUID, tuple[float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._pending_deletes: set[str] = set()
-        self._down_until = 0.0
-        self._warned = False
         self._redis: Any = None
+        self._breaker: CircuitBreaker | None = None
         if settings.redis_url:
-            self._redis = redis.Redis.from_url(
+            self._redis = redis_client(
+                settings.redis_url, timeout_seconds=settings.redis_timeout_seconds
+            )
+            self._breaker = CircuitBreaker(
                 settings.redis_url,
-                socket_timeout=settings.redis_timeout_seconds,
-                socket_connect_timeout=settings.redis_timeout_seconds,
-                retry_on_timeout=False,
+                what="world settings",
+                retry_seconds=self._retry,
+                logger=log,
             )
 
     @property
@@ -55,26 +57,23 @@ class SettingsCache:
         return f"{self._prefix}:world:{world_id}:settings"
 
     def _redis_call(self, fn: str, *args: Any, **kwargs: Any) -> Any:
-        """Run a Redis command; on failure note Redis as down and return None."""
-        if self._redis is None or time.monotonic() < self._down_until:
+        """Run a Redis command through the breaker; None when Redis failed or is resting.
+
+        A delete that could not be made is remembered and made before the next command.
+        """
+        if self._redis is None or self._breaker is None:
             return None
-        try:
+
+        def run() -> Any:
             if self._pending_deletes:
                 keys = list(self._pending_deletes)
                 self._redis.delete(*keys)
                 self._pending_deletes.difference_update(keys)
-            result = getattr(self._redis, fn)(*args, **kwargs)
-        except (redis.RedisError, OSError) as exc:
-            self._down_until = time.monotonic() + self._retry
-            if not self._warned:
-                self._warned = True
-                log.warning("Redis unavailable for world settings, using the database: %s", exc)
-            if fn == "delete":
-                self._pending_deletes.update(str(a) for a in args)
-            return None
-        if self._warned:
-            self._warned = False
-            log.info("Redis is back for world settings")
+            return getattr(self._redis, fn)(*args, **kwargs)
+
+        result = self._breaker.call(run)
+        if result is None and fn == "delete":
+            self._pending_deletes.update(str(a) for a in args)
         return result
 
     def get(self, world_id: uuid.UUID) -> dict[str, Any] | None:
@@ -108,7 +107,7 @@ class SettingsCache:
 
     def close(self) -> None:
         if self._redis is not None:
-            self._redis.close()
+            close_quietly(self._redis)
 
 
 _cache: SettingsCache | None = None

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from voxeldb.errors import ChunkFormatError, ConfigurationError
+
 __all__ = ["ChunkLRU"]
 
 
@@ -36,7 +38,7 @@ class ChunkLRU:
 
     def __init__(self, max_bytes: int) -> None:
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
-            raise ValueError(f"max_bytes must be an integer >= 0, got {max_bytes!r}")
+            raise ConfigurationError(f"max_bytes must be an integer >= 0, got {max_bytes!r}")
         self._max_bytes = max_bytes
         self._entries: OrderedDict[Hashable, tuple[int, np.ndarray[Any, Any]]] = OrderedDict()
         self._bytes = 0
@@ -111,7 +113,9 @@ class ChunkLRU:
         prepared: list[tuple[Hashable, int, np.ndarray[Any, Any] | None]] = []
         for key, version, array in items:
             if not isinstance(array, np.ndarray):
-                raise TypeError(f"ChunkLRU.put needs a numpy array, got {type(array).__name__}")
+                raise ChunkFormatError(
+                    f"ChunkLRU.put needs a numpy array, got {type(array).__name__}"
+                )
             if array.nbytes > self._max_bytes:
                 # Too big to cache, but any older entry of this key is now obsolete.
                 prepared.append((key, version, None))

@@ -1,4 +1,4 @@
-"""PostgreSQL chunk store: psycopg 3 binary cursors, COPY for bulk writes, row locks for edits.
+"""PostgreSQL backend: psycopg 3 binary cursors, COPY for bulk writes, row locks for edits.
 
 Every statement here goes through the raw psycopg connection underneath the SQLAlchemy
 ``Connection`` (same transaction): binary results skip bytea's hex text form (a region
@@ -19,9 +19,18 @@ import psycopg.errors
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from voxeldb.chunks._store import ChunkStore, Key, Rect, Row, VersionRow
+from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
+from voxeldb.chunks._schema import CHUNK_KEY_COLUMNS, CHUNK_WRITE_COLUMNS, world_chunks_table
+from voxeldb.chunks.backends._base import Backend, NewRow
+from voxeldb.errors import DriverErrorKind
 
-__all__ = ["PostgresChunkStore"]
+__all__ = ["PostgresBackend"]
+
+# Table and column names come from the schema (voxeldb.chunks._schema); the statements are
+# written out for psycopg's binary protocol, unnest() of arrays and COPY.
+_T = world_chunks_table.name
+_WRITE = ", ".join(CHUNK_WRITE_COLUMNS)
+_PK = ", ".join(CHUNK_KEY_COLUMNS)
 
 _NEW_VERSION = "pg_current_xact_id()::text::bigint * 1024"
 _ANY_MAX_WIDTH = 512
@@ -36,46 +45,46 @@ _DISCONNECT_STATES = ("08", "57P01", "57P02", "57P03")
 
 _KEYS = "unnest(%s::int4[], %s::int4[]) AS k(x, z)"
 _DATA_BY_KEYS = (
-    "SELECT c.chunk_x, c.chunk_z, c.version, c.data FROM " + _KEYS + " JOIN world_chunks c "
+    "SELECT c.chunk_x, c.chunk_z, c.version, c.data FROM " + _KEYS + f" JOIN {_T} c "
     "ON c.world_id = %s AND c.chunk_x = k.x AND c.chunk_z = k.z"
 )
 _VERSIONS_BY_KEYS = (
-    "SELECT c.chunk_x, c.chunk_z, c.version FROM " + _KEYS + " JOIN world_chunks c "
+    "SELECT c.chunk_x, c.chunk_z, c.version FROM " + _KEYS + f" JOIN {_T} c "
     "ON c.world_id = %s AND c.chunk_x = k.x AND c.chunk_z = k.z"
 )
 _LOCK = _DATA_BY_KEYS + " ORDER BY c.chunk_x, c.chunk_z FOR UPDATE OF c"
 _EXISTING = (
-    "SELECT c.chunk_x, c.chunk_z FROM " + _KEYS + " JOIN world_chunks c "
+    "SELECT c.chunk_x, c.chunk_z FROM " + _KEYS + f" JOIN {_T} c "
     "ON c.world_id = %s AND c.chunk_x = k.x AND c.chunk_z = k.z"
 )
 _ROWS = "unnest(%s::int4[], %s::int4[], %b::bytea[]) AS u(x, z, d)"
 _UPSERT = (
-    "INSERT INTO world_chunks (world_id, chunk_x, chunk_z, data, version) "
+    f"INSERT INTO {_T} ({_WRITE}) "
     f"SELECT %s, u.x, u.z, u.d, {_NEW_VERSION} FROM {_ROWS} ORDER BY u.x, u.z "
-    "ON CONFLICT (world_id, chunk_x, chunk_z) DO UPDATE SET data = EXCLUDED.data, "
-    "version = world_chunks.version + 1, updated_at = now() "
+    f"ON CONFLICT ({_PK}) DO UPDATE SET data = EXCLUDED.data, "
+    f"version = {_T}.version + 1, updated_at = now() "
     "RETURNING chunk_x, chunk_z, version"
 )
 _STAGING = "voxeldb_chunk_staging"
 _UPSERT_STAGED = (
-    "INSERT INTO world_chunks (world_id, chunk_x, chunk_z, data, version) "
+    f"INSERT INTO {_T} ({_WRITE}) "
     f"SELECT %s, s.chunk_x, s.chunk_z, s.data, {_NEW_VERSION} FROM {_STAGING} s "
     "ORDER BY s.chunk_x, s.chunk_z "
-    "ON CONFLICT (world_id, chunk_x, chunk_z) DO UPDATE SET data = EXCLUDED.data, "
-    "version = world_chunks.version + 1, updated_at = now()"
+    f"ON CONFLICT ({_PK}) DO UPDATE SET data = EXCLUDED.data, "
+    f"version = {_T}.version + 1, updated_at = now()"
 )
 _INSERT_NEW = (
-    "INSERT INTO world_chunks (world_id, chunk_x, chunk_z, data, version) "
+    f"INSERT INTO {_T} ({_WRITE}) "
     f"SELECT %s, u.x, u.z, u.d, {_NEW_VERSION} FROM {_ROWS} ORDER BY u.x, u.z "
-    "ON CONFLICT (world_id, chunk_x, chunk_z) DO NOTHING "
+    f"ON CONFLICT ({_PK}) DO NOTHING "
     "RETURNING chunk_x, chunk_z, version"
 )
 _UPDATE = (
-    "UPDATE world_chunks c SET data = u.d, version = c.version + 1, updated_at = now() "
+    f"UPDATE {_T} c SET data = u.d, version = c.version + 1, updated_at = now() "
     f"FROM {_ROWS} WHERE c.world_id = %s AND c.chunk_x = u.x AND c.chunk_z = u.z "
     "RETURNING c.chunk_x, c.chunk_z, c.version"
 )
-_COPY = "COPY world_chunks (world_id, chunk_x, chunk_z, data, version) FROM STDIN (FORMAT BINARY)"
+_COPY = f"COPY {_T} ({_WRITE}) FROM STDIN (FORMAT BINARY)"
 _COPY_TYPES = ["uuid", "int4", "int4", "bytea", "int8"]
 
 
@@ -85,14 +94,14 @@ def _raw(conn: Connection) -> psycopg.Connection[Any]:
     return raw
 
 
-def _columns(rows: Sequence[tuple[int, int, bytes]]) -> tuple[list[int], list[int], list[bytes]]:
+def _columns(rows: Sequence[NewRow]) -> tuple[list[int], list[int], list[bytes]]:
     return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
-class PostgresChunkStore(ChunkStore):
-    """:class:`ChunkStore` on PostgreSQL."""
+class PostgresBackend(Backend):
+    """:class:`Backend` on PostgreSQL (psycopg 3)."""
 
-    backend = "postgresql"
+    name = "postgresql"
 
     def _cursor(self, conn: Connection) -> psycopg.Cursor[Any]:
         return _raw(conn).cursor(binary=True)
@@ -103,17 +112,17 @@ class PostgresChunkStore(ChunkStore):
             # One index descent per column of x, then a range on z: reads exactly the
             # rectangle's index entries however many chunks the world has around it.
             return (
-                f"SELECT {columns} FROM world_chunks WHERE world_id = %s "
+                f"SELECT {columns} FROM {_T} WHERE world_id = %s "
                 "AND chunk_x = ANY(%s::int4[]) AND chunk_z BETWEEN %s AND %s",
                 [self.world_id, list(range(x0, x1 + 1)), z0, z1],
             )
         return (
-            f"SELECT {columns} FROM world_chunks WHERE world_id = %s "
+            f"SELECT {columns} FROM {_T} WHERE world_id = %s "
             "AND chunk_x BETWEEN %s AND %s AND chunk_z BETWEEN %s AND %s",
             [self.world_id, x0, x1, z0, z1],
         )
 
-    def _db_versions(self, conn: Connection, rects: Sequence[Rect]) -> list[VersionRow]:
+    def versions(self, conn: Connection, rects: Sequence[Rect]) -> list[VersionRow]:
         parts = [self._rect_sql(r, "chunk_x, chunk_z, version") for r in rects if _nonempty(r)]
         if not parts:
             return []
@@ -123,7 +132,7 @@ class PostgresChunkStore(ChunkStore):
             cur.execute(sql, params)
             return cur.fetchall()
 
-    def _db_versions_of(self, conn: Connection, keys: Sequence[Key]) -> list[VersionRow]:
+    def versions_of(self, conn: Connection, keys: Sequence[Key]) -> list[VersionRow]:
         if not keys:
             return []
         with self._cursor(conn) as cur:
@@ -132,31 +141,29 @@ class PostgresChunkStore(ChunkStore):
             )
             return cur.fetchall()
 
-    def _db_data(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
+    def data(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
         if not keys:
             return []
         with self._cursor(conn) as cur:
             cur.execute(_DATA_BY_KEYS, ([k[0] for k in keys], [k[1] for k in keys], self.world_id))
             return cur.fetchall()
 
-    def _db_data_rect(self, conn: Connection, rect: Rect) -> list[Row]:
+    def data_rect(self, conn: Connection, rect: Rect) -> list[Row]:
         sql, params = self._rect_sql(rect, "chunk_x, chunk_z, version, data")
         with self._cursor(conn) as cur:
             cur.execute(sql, params)
             return cur.fetchall()
 
-    def _connect_for_write(self) -> Connection:
+    def connect_for_write(self) -> Connection:
         return self.engine.connect()
 
-    def _db_upsert(
-        self, conn: Connection, rows: Sequence[tuple[int, int, bytes]]
-    ) -> dict[Key, int]:
+    def upsert(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
         xs, zs, ds = _columns(rows)
         with self._cursor(conn) as cur:
             cur.execute(_UPSERT, (self.world_id, xs, zs, ds))
             return {(x, z): v for x, z, v in cur.fetchall()}
 
-    def _db_bulk_upsert(self, conn: Connection, rows: Sequence[tuple[int, int, bytes]]) -> None:
+    def bulk_upsert(self, conn: Connection, rows: Sequence[NewRow]) -> None:
         with self._cursor(conn) as cur:
             cur.execute(_EXISTING, ([r[0] for r in rows], [r[1] for r in rows], self.world_id))
             existing = {(x, z) for x, z in cur.fetchall()}
@@ -186,7 +193,7 @@ class PostgresChunkStore(ChunkStore):
                 savepoint.commit()
 
     def _staged_upsert(
-        self, conn: Connection, cur: psycopg.Cursor[Any], rows: Sequence[tuple[int, int, bytes]]
+        self, conn: Connection, cur: psycopg.Cursor[Any], rows: Sequence[NewRow]
     ) -> None:
         """COPY into a temporary table, then one ``INSERT ... SELECT ... ON CONFLICT``.
 
@@ -209,36 +216,32 @@ class PostgresChunkStore(ChunkStore):
         cur.execute(_UPSERT_STAGED, (self.world_id,))
         cur.execute(f"TRUNCATE {_STAGING}")
 
-    def _db_lock(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
+    def lock(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
         with self._cursor(conn) as cur:
             cur.execute(_LOCK, ([k[0] for k in keys], [k[1] for k in keys], self.world_id))
             return cur.fetchall()
 
-    def _db_insert_new(
-        self, conn: Connection, rows: Sequence[tuple[int, int, bytes]]
-    ) -> dict[Key, int]:
+    def insert_new(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
         xs, zs, ds = _columns(rows)
         with self._cursor(conn) as cur:
             cur.execute(_INSERT_NEW, (self.world_id, xs, zs, ds))
             return {(x, z): v for x, z, v in cur.fetchall()}
 
-    def _db_update(
-        self, conn: Connection, rows: Sequence[tuple[int, int, bytes]]
-    ) -> dict[Key, int]:
+    def update(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
         xs, zs, ds = _columns(rows)
         with self._cursor(conn) as cur:
             cur.execute(_UPDATE, (xs, zs, ds, self.world_id))
             return {(x, z): v for x, z, v in cur.fetchall()}
 
-    def _db_delete(self, conn: Connection, cx: int, cz: int) -> bool:
+    def delete(self, conn: Connection, cx: int, cz: int) -> bool:
         with self._cursor(conn) as cur:
             cur.execute(
-                "DELETE FROM world_chunks WHERE world_id = %s AND chunk_x = %s AND chunk_z = %s",
+                f"DELETE FROM {_T} WHERE world_id = %s AND chunk_x = %s AND chunk_z = %s",
                 (self.world_id, cx, cz),
             )
             return cur.rowcount > 0
 
-    def _classify(self, exc: BaseException) -> str | None:
+    def classify(self, exc: BaseException) -> DriverErrorKind | None:
         if isinstance(exc, DBAPIError):
             if exc.connection_invalidated:
                 return "disconnect"

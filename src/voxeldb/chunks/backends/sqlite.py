@@ -1,4 +1,4 @@
-"""SQLite chunk store: the embedded default, no server needed.
+"""SQLite backend: the embedded default, no server needed.
 
 Statements go through the raw ``sqlite3`` connection underneath the SQLAlchemy
 ``Connection`` (same transaction), skipping per-row SQLAlchemy work on the hot paths. Write
@@ -20,24 +20,32 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from voxeldb._ids import fresh_version
-from voxeldb.chunks._store import ChunkStore, Key, Rect, Row, VersionRow
+from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
+from voxeldb.chunks._schema import CHUNK_KEY_COLUMNS, CHUNK_WRITE_COLUMNS, world_chunks_table
+from voxeldb.chunks.backends._base import Backend, NewRow
+from voxeldb.errors import DriverErrorKind
 
-__all__ = ["SQLiteChunkStore"]
+__all__ = ["SQLiteBackend"]
+
+# Table and column names come from the schema (voxeldb.chunks._schema).
+_T = world_chunks_table.name
+_WRITE = ", ".join(CHUNK_WRITE_COLUMNS)
+_PK = ", ".join(CHUNK_KEY_COLUMNS)
 
 _KEYS_PER_STATEMENT = 400
 """Keys per ``IN (VALUES ...)`` list: 800 parameters, well under SQLite's limit."""
 
 _UPSERT = (
-    "INSERT INTO world_chunks (world_id, chunk_x, chunk_z, data, version) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (world_id, chunk_x, chunk_z) DO UPDATE SET data = excluded.data, "
-    "version = world_chunks.version + 1, updated_at = CURRENT_TIMESTAMP"
+    f"INSERT INTO {_T} ({_WRITE}) VALUES (?, ?, ?, ?, ?) "
+    f"ON CONFLICT ({_PK}) DO UPDATE SET data = excluded.data, "
+    f"version = {_T}.version + 1, updated_at = CURRENT_TIMESTAMP"
 )
 _INSERT_NEW = (
-    "INSERT INTO world_chunks (world_id, chunk_x, chunk_z, data, version) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (world_id, chunk_x, chunk_z) DO NOTHING RETURNING version"
+    f"INSERT INTO {_T} ({_WRITE}) VALUES (?, ?, ?, ?, ?) "
+    f"ON CONFLICT ({_PK}) DO NOTHING RETURNING version"
 )
 _UPDATE = (
-    "UPDATE world_chunks SET data = ?, version = version + 1, updated_at = CURRENT_TIMESTAMP "
+    f"UPDATE {_T} SET data = ?, version = version + 1, updated_at = CURRENT_TIMESTAMP "
     "WHERE world_id = ? AND chunk_x = ? AND chunk_z = ? RETURNING version"
 )
 
@@ -48,10 +56,10 @@ def _raw(conn: Connection) -> sqlite3.Connection:
     return raw
 
 
-class SQLiteChunkStore(ChunkStore):
-    """:class:`ChunkStore` on SQLite."""
+class SQLiteBackend(Backend):
+    """:class:`Backend` on SQLite (the stdlib ``sqlite3`` driver)."""
 
-    backend = "sqlite"
+    name = "sqlite"
 
     @property
     def _wid(self) -> str:
@@ -61,12 +69,12 @@ class SQLiteChunkStore(ChunkStore):
     def _query(self, conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
         return _raw(conn).execute(sql, params).fetchall()
 
-    def _db_versions(self, conn: Connection, rects: Sequence[Rect]) -> list[VersionRow]:
+    def versions(self, conn: Connection, rects: Sequence[Rect]) -> list[VersionRow]:
         rects = [r for r in rects if r[0] <= r[2] and r[1] <= r[3]]
         if not rects:
             return []
         part = (
-            "SELECT chunk_x, chunk_z, version FROM world_chunks WHERE world_id = ? "
+            f"SELECT chunk_x, chunk_z, version FROM {_T} WHERE world_id = ? "
             "AND chunk_x BETWEEN ? AND ? AND chunk_z BETWEEN ? AND ?"
         )
         sql = " UNION ALL ".join([part] * len(rects)) + " ORDER BY 1, 2"
@@ -78,7 +86,7 @@ class SQLiteChunkStore(ChunkStore):
     def _keys_sql(self, columns: str, n: int) -> str:
         values = ",".join(["(?, ?)"] * n)
         return (
-            f"SELECT {columns} FROM world_chunks WHERE world_id = ? "
+            f"SELECT {columns} FROM {_T} WHERE world_id = ? "
             f"AND (chunk_x, chunk_z) IN (VALUES {values})"
         )
 
@@ -92,27 +100,25 @@ class SQLiteChunkStore(ChunkStore):
             rows += self._query(conn, self._keys_sql(columns, len(part)), params)
         return rows
 
-    def _db_versions_of(self, conn: Connection, keys: Sequence[Key]) -> list[VersionRow]:
+    def versions_of(self, conn: Connection, keys: Sequence[Key]) -> list[VersionRow]:
         return self._by_keys(conn, keys, "chunk_x, chunk_z, version")
 
-    def _db_data(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
+    def data(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
         return self._by_keys(conn, keys, "chunk_x, chunk_z, version, data")
 
-    def _db_data_rect(self, conn: Connection, rect: Rect) -> list[Row]:
+    def data_rect(self, conn: Connection, rect: Rect) -> list[Row]:
         x0, z0, x1, z1 = rect
         return self._query(
             conn,
-            "SELECT chunk_x, chunk_z, version, data FROM world_chunks WHERE world_id = ? "
+            f"SELECT chunk_x, chunk_z, version, data FROM {_T} WHERE world_id = ? "
             "AND chunk_x BETWEEN ? AND ? AND chunk_z BETWEEN ? AND ? ORDER BY 1, 2",
             [self._wid, x0, x1, z0, z1],
         )
 
-    def _connect_for_write(self) -> Connection:
+    def connect_for_write(self) -> Connection:
         return self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
 
-    def _db_upsert(
-        self, conn: Connection, rows: Sequence[tuple[int, int, bytes]]
-    ) -> dict[Key, int]:
+    def upsert(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
         raw = _raw(conn)
         version = fresh_version()
         written: dict[Key, int] = {}
@@ -122,18 +128,16 @@ class SQLiteChunkStore(ChunkStore):
             cur.close()
         return written
 
-    def _db_bulk_upsert(self, conn: Connection, rows: Sequence[tuple[int, int, bytes]]) -> None:
+    def bulk_upsert(self, conn: Connection, rows: Sequence[NewRow]) -> None:
         version = fresh_version()
         wid = self._wid
         _raw(conn).executemany(_UPSERT, [(wid, x, z, data, version) for x, z, data in rows])
 
-    def _db_lock(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
+    def lock(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
         # BEGIN IMMEDIATE already holds the database's write lock.
-        return self._db_data(conn, keys)
+        return self.data(conn, keys)
 
-    def _db_insert_new(
-        self, conn: Connection, rows: Sequence[tuple[int, int, bytes]]
-    ) -> dict[Key, int]:
+    def insert_new(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
         raw = _raw(conn)
         version = fresh_version()
         inserted: dict[Key, int] = {}
@@ -145,9 +149,7 @@ class SQLiteChunkStore(ChunkStore):
                 inserted[(x, z)] = int(row[0])
         return inserted
 
-    def _db_update(
-        self, conn: Connection, rows: Sequence[tuple[int, int, bytes]]
-    ) -> dict[Key, int]:
+    def update(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
         raw = _raw(conn)
         written: dict[Key, int] = {}
         for x, z, data in rows:
@@ -158,14 +160,14 @@ class SQLiteChunkStore(ChunkStore):
                 written[(x, z)] = int(row[0])
         return written
 
-    def _db_delete(self, conn: Connection, cx: int, cz: int) -> bool:
+    def delete(self, conn: Connection, cx: int, cz: int) -> bool:
         cur = _raw(conn).execute(
-            "DELETE FROM world_chunks WHERE world_id = ? AND chunk_x = ? AND chunk_z = ?",
+            f"DELETE FROM {_T} WHERE world_id = ? AND chunk_x = ? AND chunk_z = ?",
             (self._wid, cx, cz),
         )
         return cur.rowcount > 0
 
-    def _classify(self, exc: BaseException) -> str | None:
+    def classify(self, exc: BaseException) -> DriverErrorKind | None:
         if isinstance(exc, DBAPIError):
             exc = exc.orig if exc.orig is not None else exc
         if isinstance(exc, sqlite3.OperationalError):

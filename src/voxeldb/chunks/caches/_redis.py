@@ -12,28 +12,25 @@ array, which ``np.frombuffer`` maps without a copy (the 24-byte prefix keeps it 
 An entry whose version differs from the one asked for is a miss: the database's version is
 the truth and the cache is never trusted without it (``docs/caching.md``).
 
-Redis is an optimisation, never a dependency: any Redis or socket error is logged once per
-outage, treated as a miss (reads) or skipped (writes), and Redis is left alone for
-``retry_seconds`` so a hung server costs one timeout per retry window, not one per call.
+Redis is an optimisation, never a dependency: every call goes through the one circuit
+breaker (``voxeldb._redis``): any Redis or socket error is logged once per outage, treated as
+a miss (reads) or skipped (writes), and Redis is left alone for ``retry_seconds`` so a hung
+server costs one timeout per retry window, not one per call.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import struct
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from voxeldb.errors import ChunkFormatError, ConfigurationError
+from voxeldb._redis import CircuitBreaker, close_quietly, redis_client
+from voxeldb.chunks.codec import decode_chunk, encode_chunk
+from voxeldb.errors import ChunkFormatError, ConfigurationError, ValidationError
 
 __all__ = ["MGET_BATCH", "RedisChunkCache"]
 
@@ -47,7 +44,6 @@ _RAW_MAGIC = b"vxdraw1\x00"
 _RAW_HEADER = struct.Struct("<8sII")
 _RAW_PREFIX = _VERSION.size + _RAW_HEADER.size
 _RAW_DTYPES: dict[int, np.dtype[Any]] = {2: np.dtype("<u2"), 4: np.dtype("<u4")}
-_FAILURES: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
 
 _T = TypeVar("_T")
 Wanted = Sequence[tuple[int, int, int]]
@@ -97,28 +93,13 @@ class RedisChunkCache:
         self.ttl_seconds = ttl_seconds
         self.timeout_seconds = float(timeout_seconds)
         self.retry_seconds = float(retry_seconds)
-        self._display_url = _redact(url)
-        try:
-            # redis-py 8 defaults to a 5 s timeout and 10 retries with backoff: a hung server
-            # would stall every call for a minute. One attempt, short timeouts; our own
-            # circuit breaker decides when to try again.
-            self._client = redis.Redis.from_url(
-                url,
-                socket_timeout=self.timeout_seconds,
-                socket_connect_timeout=self.timeout_seconds,
-                retry=Retry(NoBackoff(), 0),
-                retry_on_timeout=False,
-                health_check_interval=0,
-            )
-        except ValueError as exc:
-            raise ConfigurationError(f"invalid Redis URL {self._display_url!r}: {exc}") from exc
+        self._client = redis_client(url, timeout_seconds=self.timeout_seconds)
+        self._breaker = CircuitBreaker(
+            url, what="chunks", retry_seconds=self.retry_seconds, logger=logger
+        )
         self._lock = threading.Lock()
-        self._down = False
-        self._retry_at = 0.0
         self._hits = 0
         self._misses = 0
-        self._errors = 0
-        self._skipped = 0
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -150,7 +131,6 @@ class RedisChunkCache:
         """
         if self.mode == "decoded":
             return self._fetch(world_key, wanted, _raw_array)
-        from voxeldb.chunks.codec import decode_chunk
 
         def decode(payload: memoryview) -> np.ndarray[Any, Any] | None:
             if payload[: len(_RAW_MAGIC)] == _RAW_MAGIC:
@@ -167,7 +147,6 @@ class RedisChunkCache:
         """The hits among ``wanted`` as the codec's bytes (re-encoded in ``"decoded"`` mode)."""
         if self.mode == "encoded":
             return self._fetch(world_key, wanted, _encoded_payload)
-        from voxeldb.chunks.codec import encode_chunk
 
         def encode(payload: memoryview) -> bytes | None:
             array = _raw_array(payload)
@@ -246,16 +225,12 @@ class RedisChunkCache:
         if self.mode == "encoded":
             if encoded is None:
                 if array is None:
-                    raise ValueError("put_many needs the encoded bytes or the array of each chunk")
-                from voxeldb.chunks.codec import encode_chunk
-
+                    raise _neither()
                 encoded = encode_chunk(array)
             return b"".join((head, encoded))
         if array is None:
             if encoded is None:
-                raise ValueError("put_many needs the encoded bytes or the array of each chunk")
-            from voxeldb.chunks.codec import decode_chunk
-
+                raise _neither()
             array = decode_chunk(encoded)
         return b"".join((head, *_raw_parts(array)))
 
@@ -297,13 +272,13 @@ class RedisChunkCache:
         truth now, and one timeout for one health check is fine.
         """
         info: dict[str, Any] = {
-            "url": self._display_url,
+            "url": self._breaker.display_url,
             "reachable": False,
             "maxmemory": None,
             "policy": None,
             "used_memory": None,
         }
-        memory = self._call(lambda: dict(self._client.info("memory")), force=True)
+        memory = self._breaker.call(lambda: dict(self._client.info("memory")), force=True)
         if memory is not None:
             info["reachable"] = True
             info["maxmemory"] = int(memory.get("maxmemory", 0))
@@ -315,7 +290,7 @@ class RedisChunkCache:
     @property
     def state(self) -> Literal["up", "down"]:
         """``"down"`` from a failure until a call succeeds again."""
-        return "down" if self._down else "up"
+        return self._breaker.state
 
     def stats(self) -> dict[str, Any]:
         """``hits``, ``misses`` (per chunk), ``errors`` (failed calls), ``skipped`` (calls not
@@ -324,53 +299,18 @@ class RedisChunkCache:
             return {
                 "hits": self._hits,
                 "misses": self._misses,
-                "errors": self._errors,
-                "skipped": self._skipped,
+                "errors": self._breaker.errors,
+                "skipped": self._breaker.skipped,
                 "state": self.state,
             }
 
     def close(self) -> None:
         """Close the connection pool (no error if Redis is gone)."""
-        with contextlib.suppress(*_FAILURES):
-            self._client.close()
+        close_quietly(self._client)
 
-    # -- the circuit breaker ------------------------------------------------------------
-
-    def _call(self, fn: Callable[[], _T], *, force: bool = False) -> _T | None:
+    def _call(self, fn: Callable[[], _T]) -> _T | None:
         """``fn()``, or None when Redis failed or is inside its retry window."""
-        with self._lock:
-            if self._down and not force:
-                now = time.monotonic()
-                if now < self._retry_at:
-                    self._skipped += 1
-                    return None
-                # This caller probes; the others keep skipping until it has an answer,
-                # so a hung server costs one timeout per window, not one per thread.
-                self._retry_at = now + self.retry_seconds
-        try:
-            result = fn()
-        except _FAILURES as exc:
-            with self._lock:
-                self._errors += 1
-                self._retry_at = time.monotonic() + self.retry_seconds
-                first = not self._down
-                self._down = True
-            if first:
-                logger.warning(
-                    "Redis cache at %s is unavailable (%s: %s); serving chunks from the "
-                    "database and retrying every %g s",
-                    self._display_url,
-                    type(exc).__name__,
-                    exc,
-                    self.retry_seconds,
-                )
-            return None
-        with self._lock:
-            back = self._down
-            self._down = False
-        if back:
-            logger.info("Redis cache is back (%s)", self._display_url)
-        return result
+        return self._breaker.call(fn)
 
 
 def _encoded_payload(payload: memoryview) -> bytes | None:
@@ -408,16 +348,7 @@ def _raw_parts(array: np.ndarray[Any, Any]) -> tuple[bytes, memoryview]:
     return header, little.data
 
 
-def _redact(url: str) -> str:
-    """``url`` without its password, for log lines."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.hostname or ""
-        netloc = f"{parts.username or ''}:***@{netloc}"
-        if parts.port is not None:
-            netloc = f"{netloc}:{parts.port}"
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "<unparseable Redis URL>"
+def _neither() -> ValidationError:
+    return ValidationError(
+        "put_many needs the encoded bytes or the array of each chunk", field="items"
+    )

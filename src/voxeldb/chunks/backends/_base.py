@@ -1,0 +1,159 @@
+"""The backend interface: the SQL a :class:`~voxeldb.chunks.ChunkStore` needs from a database.
+
+A backend serves one world's rows of ``world_chunks`` (``voxeldb.chunks._schema``). Reads
+and writes take an open SQLAlchemy ``Connection``; :meth:`Backend.read_connection` and
+:meth:`Backend.write` give them, with driver errors mapped by ``voxeldb.errors.driver_errors``
+(using the backend's :meth:`~Backend.classify`) and transient write conflicts retried by the
+one retry policy (``voxeldb._retry``).
+
+Versions: every row written gets a version no earlier row of that chunk ever had (an update
+adds one; an insert starts at a fresh value), so version-tagged caches stay coherent.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine
+
+from voxeldb._retry import retry
+from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
+from voxeldb.chunks._registry import clear_memo
+from voxeldb.errors import DriverErrorKind, driver_errors
+
+__all__ = ["Backend", "NewRow"]
+
+_T = TypeVar("_T")
+
+NewRow = tuple[int, int, bytes]
+"""``(cx, cz, data)`` to write."""
+
+
+class Backend(abc.ABC):
+    """One world's chunk rows in one database; subclasses supply the SQL."""
+
+    name: str = ""
+    """The SQLAlchemy dialect name it serves (its key in the backend registry)."""
+
+    def __init__(self, engine: Engine, world_id: uuid.UUID) -> None:
+        self.engine = engine
+        self.world_id = world_id
+
+    # ------------------------------------------------------------------ reads
+
+    @abc.abstractmethod
+    def versions(self, conn: Connection, rects: Sequence[Rect]) -> list[VersionRow]:
+        """``(cx, cz, version)`` of the stored chunks in the union of disjoint ``rects``,
+        sorted by ``(cx, cz)``, in one round trip."""
+
+    @abc.abstractmethod
+    def versions_of(self, conn: Connection, keys: Sequence[Key]) -> list[VersionRow]:
+        """``(cx, cz, version)`` of those of ``keys`` that are stored, in one round trip."""
+
+    @abc.abstractmethod
+    def data(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
+        """The rows of ``keys`` (absent ones are left out), in one round trip."""
+
+    @abc.abstractmethod
+    def data_rect(self, conn: Connection, rect: Rect) -> list[Row]:
+        """Every stored row in ``rect``, in one round trip."""
+
+    # ------------------------------------------------------------------ writes
+
+    @abc.abstractmethod
+    def connect_for_write(self) -> Connection:
+        """A new connection whose transactions are write transactions (SQLite: IMMEDIATE)."""
+
+    @abc.abstractmethod
+    def upsert(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
+        """Insert or replace rows (distinct keys); the new version of each."""
+
+    @abc.abstractmethod
+    def bulk_upsert(self, conn: Connection, rows: Sequence[NewRow]) -> None:
+        """:meth:`upsert` for a large batch of distinct keys, by the backend's fastest path."""
+
+    @abc.abstractmethod
+    def lock(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
+        """The rows of ``keys``, locked against other writers until the transaction ends."""
+
+    @abc.abstractmethod
+    def insert_new(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
+        """Insert the rows whose key is free; the versions of those inserted (others skipped)."""
+
+    @abc.abstractmethod
+    def update(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
+        """Replace the data of existing (locked) rows, version + 1; their new versions."""
+
+    @abc.abstractmethod
+    def delete(self, conn: Connection, cx: int, cz: int) -> bool:
+        """Delete one row; whether it existed."""
+
+    @abc.abstractmethod
+    def classify(self, exc: BaseException) -> DriverErrorKind | None:
+        """``"transient"`` (deadlock, serialization failure, busy: retry the transaction),
+        ``"disconnect"`` (the connection is gone), ``"foreign_key"`` (a foreign-key
+        violation: the only foreign keys written here point at the world) or None."""
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextlib.contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A pooled connection; a lost server is a DatabaseUnavailableError."""
+        with driver_errors(self.classify):
+            conn = self.engine.connect()
+        try:
+            with driver_errors(self.classify, on_disconnect=conn.invalidate):
+                yield conn
+        finally:
+            conn.close()
+
+    def write_once(self, work: Callable[[Connection], _T]) -> _T:
+        """``work(conn)`` in one write transaction: committed on success, else rolled back."""
+        with driver_errors(self.classify):
+            conn = self.connect_for_write()
+        try:
+            with driver_errors(
+                self.classify,
+                on_disconnect=conn.invalidate,
+                foreign_key=(
+                    f"world {self.world_id} does not exist (deleted while its store was open?)"
+                ),
+            ):
+                return _transaction(conn, work)
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def write(self, work: Callable[[Connection], _T]) -> _T:
+        """:meth:`write_once`, again after deadlocks and busy errors (``work`` is replayed)."""
+        return retry(
+            lambda: self.write_once(work),
+            transient=lambda exc: self.classify(exc) == "transient",
+            what="a chunk write",
+        )
+
+
+def _transaction(conn: Connection, work: Callable[[Connection], _T]) -> _T:
+    trans = conn.begin()
+    try:
+        result = work(conn)
+    except BaseException:
+        # On a dead connection the rollback itself fails: the original error counts.
+        with contextlib.suppress(Exception):
+            trans.rollback()
+        raise
+    try:
+        trans.commit()
+    except BaseException:
+        # The block-state registry memoizes a transaction's new ids at its commit event,
+        # which fires before COMMIT reaches the server: after a failed COMMIT the memo may
+        # hold ids the database never stored.
+        clear_memo()
+        with contextlib.suppress(Exception):
+            trans.rollback()
+        raise
+    return result
