@@ -211,11 +211,10 @@ def render_map(
 
 def stored_bounds(db: Database, world: WorldRef) -> tuple[int, int, int, int] | None:
     """``(min cx, min cz, max cx, max cz)`` of the world's stored chunks (one query), or None."""
-    from sqlalchemy import Uuid, column, func, select, table
+    from sqlalchemy import func, select
 
-    # TODO: voxeldb.chunks.world_chunks_table once the chunks package exports it.
-    chunks = table("world_chunks", column("world_id", Uuid()), column("chunk_x"),
-                   column("chunk_z"))  # fmt: skip
+    from voxeldb.chunks import world_chunks_table as chunks
+
     query = select(
         func.min(chunks.c.chunk_x),
         func.min(chunks.c.chunk_z),
