@@ -25,7 +25,13 @@ from voxeldb.chunks import ChunkLRU, register_backend
 from voxeldb.chunks.backends import backend_class
 from voxeldb.chunks.backends.sqlite import SQLiteBackend
 from voxeldb.chunks.caches import Found, LRUTier, Read
-from voxeldb.errors import ChunkFormatError, NotFoundError, ValidationError
+from voxeldb.errors import (
+    ChunkFormatError,
+    ConcurrencyError,
+    DatabaseUnavailableError,
+    NotFoundError,
+    ValidationError,
+)
 
 
 class Spy:
@@ -366,3 +372,116 @@ def test_a_redis_entry_of_another_worlds_shape_is_a_miss(
     db.redis.put_many(world.hex, [(0, 0, current, None, np.ones((16, 16, 16), np.uint16))])
     db.lru.clear()
     np.testing.assert_array_equal(store.get(0, 0), chunk(1))
+
+
+# --- driver errors and the retry policy -------------------------------------------------
+
+
+class Busy(Exception):
+    """Stands for a deadlock or "database is locked": classified transient below."""
+
+
+class Gone(Exception):
+    """Stands for a lost connection: classified as a disconnect below."""
+
+
+@pytest.fixture
+def fake_kinds(store: ChunkStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's backend classifies Busy as transient and Gone as a disconnect; the retry
+    policy does not wait (its backoff is not what these tests are about)."""
+    import voxeldb._retry
+
+    backend = store._backend
+    real = backend.classify
+
+    def classify(exc: BaseException) -> Any:
+        if isinstance(exc, Busy):
+            return "transient"
+        if isinstance(exc, Gone):
+            return "disconnect"
+        return real(exc)
+
+    monkeypatch.setattr(backend, "classify", classify)
+    monkeypatch.setattr(voxeldb._retry, "FIRST_WAIT", 0.0)
+    monkeypatch.setattr(voxeldb._retry, "MAX_WAIT", 0.0)
+
+
+@pytest.mark.usefixtures("fake_kinds")
+def test_transient_write_conflicts_are_retried_then_a_concurrency_error(
+    store: ChunkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = store._backend
+    real_upsert = backend.upsert
+    failures = {"left": 3, "calls": 0}
+
+    def flaky(conn: Any, rows: Any) -> Any:
+        failures["calls"] += 1
+        if failures["left"]:
+            failures["left"] -= 1
+            raise Busy("locked")
+        return real_upsert(conn, rows)
+
+    monkeypatch.setattr(backend, "upsert", flaky)
+    store.put(0, 0, chunk(1))
+    assert failures["calls"] == 4  # three conflicts, then the write
+    np.testing.assert_array_equal(store.get(0, 0), chunk(1))
+
+    failures["left"] = 10**9
+    with pytest.raises(ConcurrencyError, match="a chunk write kept conflicting") as info:
+        store.put(0, 0, chunk(2))
+    assert isinstance(info.value.__cause__, Busy)
+    np.testing.assert_array_equal(store.get(0, 0), chunk(1))  # nothing was written
+
+    def broken(conn: Any, rows: Any) -> Any:
+        failures["calls"] += 1
+        raise KeyError("a bug, not a conflict")
+
+    monkeypatch.setattr(backend, "upsert", broken)
+    failures["calls"] = 0
+    with pytest.raises(KeyError):
+        store.put(0, 0, chunk(3))
+    assert failures["calls"] == 1  # not retried
+
+
+@pytest.mark.usefixtures("fake_kinds")
+def test_a_lost_connection_is_database_unavailable(
+    store: ChunkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.put(0, 0, chunk(1))
+    store.lru.clear()
+    if store.redis is not None:
+        store.redis.discard_many(store.world_id.hex, [(0, 0)])
+
+    def gone(*args: Any) -> Any:
+        raise Gone("server closed the connection")
+
+    monkeypatch.setattr(store._backend, "data_rect", gone)
+    monkeypatch.setattr(store._backend, "delete", gone)
+    with pytest.raises(DatabaseUnavailableError, match=r"lost the connection .*Gone"):
+        store.get(0, 0)
+    with pytest.raises(DatabaseUnavailableError, match="server closed"):
+        store.delete(0, 0)
+
+
+def test_driver_errors_maps_only_what_it_is_told() -> None:
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from voxeldb.errors import driver_errors
+
+    lost = OperationalError("SELECT 1", {}, Exception("connection refused"))
+    with pytest.raises(DatabaseUnavailableError, match=r"cannot reach .*connection refused"):
+        with driver_errors(unavailable="cannot reach"):
+            raise lost
+    fk = IntegrityError("INSERT", {}, Exception("FOREIGN KEY constraint failed"))
+    with pytest.raises(NotFoundError, match="no such world"):
+        with driver_errors(lambda exc: "foreign_key", foreign_key="no such world"):
+            raise fk
+    with pytest.raises(IntegrityError):  # not told what a foreign-key error means
+        with driver_errors(lambda exc: "foreign_key"):
+            raise fk
+    with pytest.raises(ValidationError, match="bad: Exception: FOREIGN KEY"):
+        with driver_errors(lambda exc: None, otherwise=lambda r: ValidationError(f"bad: {r}")):
+            raise fk
+    with pytest.raises(ZeroDivisionError):  # not a driver error: untouched
+        with driver_errors(otherwise=lambda r: ValidationError(r)):
+            raise ZeroDivisionError
