@@ -95,11 +95,15 @@ def generate(
     ] = (0, 0),
     height: Annotated[
         int | None,
-        typer.Option("--height", help="Height of a new world \\[default: 384].", show_default=False),
+        typer.Option(
+            "--height", help="Height of a new world \\[default: 384].", show_default=False
+        ),
     ] = None,
     min_y: Annotated[
         int | None,
-        typer.Option("--min-y", help="Lowest y of a new world \\[default: -64].", show_default=False),
+        typer.Option(
+            "--min-y", help="Lowest y of a new world \\[default: -64].", show_default=False
+        ),
     ] = None,
 ) -> None:
     """Bulk-write generated terrain around the centre; a new name creates the world."""
