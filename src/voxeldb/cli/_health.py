@@ -15,14 +15,10 @@ __all__ = ["health"]
 
 
 def _size(n: Any) -> str:
-    if not isinstance(n, int):
-        return "-"
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(n)
+    """A byte count as people read it (the library's one formatter), ``-`` when unknown."""
+    from voxeldb._text import format_size
+
+    return format_size(n) if isinstance(n, int) else "-"
 
 
 def health(
