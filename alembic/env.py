@@ -1,4 +1,4 @@
-"""Alembic environment: programmatic runs (voxeldb._migrations) and the ``alembic`` CLI."""
+"""Alembic environment: programmatic runs (voxeldb.meta.upgrade) and the ``alembic`` CLI."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from voxeldb._engine import make_engine
-from voxeldb._migrations import configure_kwargs, sqlite_foreign_keys_off
+from voxeldb.meta import configure_kwargs, sqlite_foreign_keys_off
 from voxeldb.meta import Base
 
 config = context.config

@@ -95,7 +95,7 @@ class Database:
 
     def create_schema(self) -> None:
         """Bring the database to the newest Alembic revision (creates every table)."""
-        from voxeldb._migrations import upgrade
+        from voxeldb.meta import upgrade
 
         upgrade(self.engine)
 

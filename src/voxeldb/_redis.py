@@ -21,24 +21,15 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from voxeldb._text import safe_url
 from voxeldb.errors import ConfigurationError
 
-__all__ = ["FAILURES", "CircuitBreaker", "close_quietly", "display_url", "redis_client"]
+__all__ = ["FAILURES", "CircuitBreaker", "close_quietly", "redis_client"]
 
 FAILURES: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
 """What counts as Redis failing (as opposed to a bug in the caller)."""
 
 _T = TypeVar("_T")
-
-
-def display_url(url: str) -> str:
-    """``url`` without its password, for log lines and ``voxeldb health``."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable Redis URL>"
 
 
 def redis_client(url: str, *, timeout_seconds: float) -> redis.Redis:
@@ -56,7 +47,7 @@ def redis_client(url: str, *, timeout_seconds: float) -> redis.Redis:
             health_check_interval=0,
         )
     except ValueError as exc:
-        raise ConfigurationError(f"invalid Redis URL {display_url(url)!r}: {exc}") from exc
+        raise ConfigurationError(f"invalid Redis URL {safe_url(url)!r}: {exc}") from exc
 
 
 class CircuitBreaker:
@@ -70,7 +61,7 @@ class CircuitBreaker:
     def __init__(
         self, url: str, *, what: str, retry_seconds: float, logger: logging.Logger
     ) -> None:
-        self.display_url = display_url(url)
+        self.display_url = safe_url(url)
         self.what = what
         self.retry_seconds = float(retry_seconds)
         self._logger = logger

@@ -82,8 +82,8 @@ def test_scripts_ship_inside_the_package() -> None:
     assert not (ROOT / "alembic" / "__init__.py").exists()
 
 
-def test_alembic_command_line(database_url: str) -> None:
-    env = {"DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
+def test_alembic_command_line(empty_database_url: str) -> None:
+    env = {"DATABASE_URL": empty_database_url, "PATH": "/usr/bin:/bin"}
     run = subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
         cwd=ROOT,
@@ -93,7 +93,7 @@ def test_alembic_command_line(database_url: str) -> None:
         timeout=120,
     )
     assert run.returncode == 0, run.stderr
-    eng = make_engine(database_url)
+    eng = make_engine(empty_database_url)
     try:
         assert current(eng) is not None
         assert pending_changes(eng) == []

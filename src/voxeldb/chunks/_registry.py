@@ -1,4 +1,4 @@
-"""The per-world block-state registry (CONTRACT §1): state <-> stable integer id.
+"""The per-world block-state registry: state <-> stable integer id.
 
 Plain SQLAlchemy Core against the ``block_states`` table (``_schema``, docs/schema.md), so that
 the chunk store can use it without the ORM (``voxeldb.chunks`` never imports ``voxeldb.meta``).

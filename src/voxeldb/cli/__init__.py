@@ -1,4 +1,4 @@
-"""The ``voxeldb`` command line (CONTRACT §6); ``python -m voxeldb`` runs the same program."""
+"""The ``voxeldb`` command line; ``python -m voxeldb`` runs the same program."""
 
 from __future__ import annotations
 

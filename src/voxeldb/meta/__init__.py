@@ -8,7 +8,9 @@ schema. Sits on ``voxeldb.chunks`` (``WorldChunk`` stores the codec's bytes); ne
 
 from __future__ import annotations
 
+from voxeldb.meta._agents import AIAgent, AIAgentActivity, WorldEvolutionLog
 from voxeldb.meta._base import Base
+from voxeldb.meta._characters import Character, CharacterRelationship, InventoryItem
 from voxeldb.meta._health import check_database_health, count_rows, table_stats
 from voxeldb.meta._migrations import (
     alembic_config,
@@ -21,23 +23,11 @@ from voxeldb.meta._migrations import (
     sqlite_foreign_keys_off,
     upgrade,
 )
-from voxeldb.meta._models import (
-    AIAgent,
-    AIAgentActivity,
-    BlockState,
-    Character,
-    CharacterRelationship,
-    InventoryItem,
-    Story,
-    StoryChoice,
-    User,
-    UserSession,
-    World,
-    WorldChunk,
-    WorldEvolutionLog,
-)
 from voxeldb.meta._passwords import validate_password
 from voxeldb.meta._session import SessionLocal, configure, get_engine
+from voxeldb.meta._stories import Story, StoryChoice
+from voxeldb.meta._users import User, UserSession
+from voxeldb.meta._worlds import BlockState, World, WorldChunk
 
 __all__ = [
     "AIAgent",

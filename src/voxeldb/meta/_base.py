@@ -14,11 +14,13 @@ from voxeldb.chunks import NAMING_CONVENTION, JSONType, UUIDType
 from voxeldb.chunks import metadata as _metadata
 
 __all__ = [
+    "EMPTY_JSON",
     "NAMING_CONVENTION",
     "Base",
     "JSONType",
     "TimestampMixin",
     "UUIDType",
+    "uuid_pk",
 ]
 
 
@@ -26,7 +28,7 @@ class Base(DeclarativeBase):
     """The one declarative base: every voxeldb table lives in ``Base.metadata``.
 
     That is ``voxeldb.chunks.metadata``: the two tables the chunk store shares with the ORM
-    (``world_chunks``, ``block_states``) are defined there, once, and mapped in ``_models``.
+    (``world_chunks``, ``block_states``) are defined there, once, and mapped in ``_worlds``.
     """
 
     metadata = _metadata
@@ -63,3 +65,11 @@ def _coerce_uuid_attributes(cls: type, key: str, inst: Any) -> None:
         return None if value is None else as_uuid(value, key)
 
     event.listen(inst, "set", _set, retval=True)
+
+
+# Raw INSERTs (the chunk store, COPY, hand-written SQL) can leave JSON columns out.
+EMPTY_JSON = text("'{}'")
+
+
+def uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(primary_key=True, default=uuid.uuid4)

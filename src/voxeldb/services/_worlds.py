@@ -11,7 +11,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from voxeldb.errors import ConcurrencyError, CoordinateError, UnknownIdError, ValidationError
+from voxeldb.errors import (
+    ConcurrencyError,
+    CoordinateError,
+    OutsideWorldError,
+    UnknownIdError,
+    ValidationError,
+)
 from voxeldb.meta import World, WorldChunk
 from voxeldb.services._common import parse_id, session_scope, validated
 from voxeldb.services._settings_cache import get_cache
@@ -26,11 +32,6 @@ __all__ = [
 ]
 
 _SET_BLOCK_ATTEMPTS = 20
-
-
-class _OutsideWorldError(CoordinateError, ValidationError):
-    """``y`` outside the world: a CoordinateError like the chunk store's, and (as for any
-    bad service input) a ValidationError naming the field."""
 
 
 def _check_settings(settings: Any) -> dict[str, Any]:
@@ -184,7 +185,7 @@ def _set_block(
         try:
             chunk.set_block_at(lx, y, lz, block_data)
         except CoordinateError as exc:
-            raise _OutsideWorldError(f"y: {exc}", field="y") from None
+            raise OutsideWorldError(f"y: {exc}", field="y") from None
         except ValidationError as exc:
             # The model calls it "state"; this function's argument is block_data.
             if exc.field != "state":
