@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import Field
+from pydantic import ValidationError as PydanticValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from voxeldb.errors import ConfigurationError
 
 DEFAULT_DATABASE_URL = "sqlite:///voxeldb.sqlite3"
 
@@ -53,5 +57,68 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides: object) -> Settings:
-    """Read the settings afresh (environment and ``.env``), with explicit overrides on top."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Read the settings afresh (environment and ``.env``), with explicit overrides on top.
+
+    A malformed value is a :class:`~voxeldb.errors.ConfigurationError` naming the variable
+    (or the override) and what it accepts, e.g. ``VOXELDB_BCRYPT_ROUNDS='abc' is not valid:
+    expected an integer from 4 to 31``.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except PydanticValidationError as exc:
+        raise ConfigurationError(_describe(exc, overrides)) from None
+
+
+def _describe(exc: PydanticValidationError, overrides: dict[str, object]) -> str:
+    problems = []
+    for error in exc.errors():
+        key = str(error["loc"][0]) if error["loc"] else "?"
+        name, field = _field(key)
+        if key in overrides or (field is not None and name in overrides):
+            where = name
+        elif field is not None and isinstance(field.validation_alias, str):
+            where = field.validation_alias
+        else:
+            where = f"VOXELDB_{name.upper()}"
+        allowed = _allowed(field) if field is not None else None
+        detail = f"expected {allowed}" if allowed else str(error["msg"])
+        problems.append(f"{where}={error.get('input')!r} is not valid: {detail}")
+    return "; ".join(problems)
+
+
+def _field(key: str) -> tuple[str, FieldInfo | None]:
+    """The setting named ``key`` (a field name or an alias such as ``DATABASE_URL``)."""
+    for name, field in Settings.model_fields.items():
+        if key in (name, field.validation_alias):
+            return name, field
+    return key, None
+
+
+def _allowed(field: FieldInfo) -> str | None:
+    """What ``field`` accepts, in words: ``an integer from 4 to 31``, ``'a' or 'b'``."""
+    annotation: Any = field.annotation
+    if get_origin(annotation) is Literal:
+        choices = [repr(c) for c in get_args(annotation)]
+        return ", ".join(choices[:-1]) + " or " + choices[-1]
+    if annotation is bool:
+        return "true or false"
+    kind = {int: "an integer", float: "a number"}.get(annotation)
+    if kind is None:
+        return None
+    bounds: dict[str, Any] = {}
+    for item in field.metadata:
+        for attr in ("ge", "gt", "le", "lt"):
+            if getattr(item, attr, None) is not None:
+                bounds[attr] = getattr(item, attr)
+    if "ge" in bounds and "le" in bounds:
+        return f"{kind} from {bounds['ge']} to {bounds['le']}"
+    words = []
+    if "ge" in bounds:
+        words.append(f"of at least {bounds['ge']}")
+    if "gt" in bounds:
+        words.append(f"greater than {bounds['gt']}")
+    if "le" in bounds:
+        words.append(f"of at most {bounds['le']}")
+    if "lt" in bounds:
+        words.append(f"less than {bounds['lt']}")
+    return " ".join([kind, *words])
