@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from voxeldb.cli._common import Options, err, out
+from voxeldb.cli._common import CommandGroup, CommandLineError, Options, err, out
 from voxeldb.cli._health import health
 from voxeldb.cli._map import map_command
 from voxeldb.cli._migrate import migrate
@@ -30,19 +30,15 @@ __all__ = ["app", "main", "run"]
 app = typer.Typer(
     name="voxeldb",
     help="Voxel worlds in PostgreSQL or SQLite: set up, generate, snapshot, migrate, inspect.",
+    cls=CommandGroup,
     no_args_is_help=True,
+    # The callback runs without a command too: that is how `--version` (a flag, no value) is
+    # answered, and how a missing command is told apart from `--version`.
+    invoke_without_command=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,  # locals hold database URLs with passwords
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-def _version(value: bool) -> None:
-    if value:
-        import voxeldb
-
-        out.print(f"voxeldb {voxeldb.__version__}")
-        raise typer.Exit()
 
 
 @app.callback()
@@ -66,10 +62,18 @@ def _root(
         ),
     ] = None,
     version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+        bool, typer.Option("--version", help="Print the version and exit.", show_default=False)
     ] = False,
 ) -> None:
+    if version:
+        if ctx.invoked_subcommand is not None:
+            raise CommandLineError("--version takes no value and no command", ctx=ctx)
+        import voxeldb
+
+        out.print(f"voxeldb {voxeldb.__version__}")
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        raise CommandLineError("missing command", ctx=ctx)
     ctx.obj = Options(database_url=database_url, redis_url=redis_url)
 
 

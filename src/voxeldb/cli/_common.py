@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from voxeldb import Database
 
 __all__ = [
+    "CommandGroup",
     "CommandLineError",
     "Options",
     "WorldArg",
@@ -36,7 +38,9 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 """Progress, notes and errors go to stderr, so stdout stays parseable (``--json``)."""
 
-WorldArg = Annotated[str, typer.Argument(help="The world's name or id.", show_default=False)]
+WorldArg = Annotated[
+    str, typer.Argument(metavar="WORLD", help="The world's name or id.", show_default=False)
+]
 
 
 class CommandLineError(typer.TyperException):
@@ -50,6 +54,35 @@ class CommandLineError(typer.TyperException):
     def __init__(self, message: str, *, ctx: typer.Context | None = None) -> None:
         super().__init__(message)
         self.ctx = ctx
+
+
+def _plain_flags(params: list[Any]) -> list[Any]:
+    """Flags (``--grid/--no-grid``, ``--help``) take no value: show none in the help.
+
+    typer's rich help labels every option with its type, flags too (``--grid <bool>``); an
+    empty metavar is the label it prints instead.
+    """
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class CommandGroup(TyperGroup):
+    """The ``voxeldb`` command and its sub-groups: help without ``<bool>`` on flags.
+
+    Given as ``typer.Typer(cls=CommandGroup)``; every command it hands out (to run or to show
+    its help) is fixed on the way, so a new ``app.command()`` needs nothing more.
+    """
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _plain_flags(command.get_params(ctx))
+        return command
 
 
 @dataclass

@@ -37,7 +37,7 @@ def map_command(
             show_default=False,
         ),
     ] = None,
-    grid: Annotated[bool, typer.Option("--grid", help="Draw chunk borders.")] = False,
+    grid: Annotated[bool, typer.Option("--grid/--no-grid", help="Draw chunk borders.")] = False,
 ) -> None:
     """A top-down picture: one pixel per block column, coloured by its top block, shaded by height."""
     from voxeldb.ops import map_frame, render_map, resolve_world

@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
-from voxeldb.cli._common import WorldArg, options, out, progress_bar
+from voxeldb.cli._common import CommandGroup, WorldArg, options, out, progress_bar
 
 __all__ = ["snapshot_app"]
 
 snapshot_app = typer.Typer(
     help="World snapshots: one portable file per world, restorable on either backend.",
+    cls=CommandGroup,
     no_args_is_help=True,
 )
 
