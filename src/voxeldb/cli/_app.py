@@ -155,7 +155,8 @@ def run(argv: list[str] | None = None) -> int:
     except typer.Abort:
         return _fail("aborted", 1)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        err.print("voxeldb: interrupted", markup=False)
+        return 130
     except Exception as exc:
         message = _library_error(exc)
         if message is None:

@@ -105,28 +105,52 @@ def generate(
             "--min-y", help="Lowest y of a new world \\[default: -64].", show_default=False
         ),
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace/--keep",
+            help="Regenerate chunks that are stored already, or keep them (a rerun resumes).",
+        ),
+    ] = False,
 ) -> None:
-    """Bulk-write generated terrain around the centre; a new name creates the world."""
+    """Bulk-write generated terrain around the centre; a new name creates the world.
+
+    Commits every few dozen chunks: after Ctrl-C the same command resumes where it stopped.
+    """
     from voxeldb.ops import ensure_world, generate_terrain
 
     side = 2 * radius + 1
+    stored = 0
+
+    def advance(n: int) -> None:
+        nonlocal stored
+        stored += n
+        progress.advance(task, n)
+
     with open_db(ctx) as db:
         db.create_schema()
         ref, created = ensure_world(db, world, seed=seed, height=height, min_y=min_y)
         if created:
             err.print(f"Created world {ref.name!r} ({ref.id}).")
-        with progress_bar("chunks") as progress:
-            task = progress.add_task(f"Generating {ref.name}", total=side * side)
-            written, seconds = generate_terrain(
-                db,
-                ref,
-                radius=radius,
-                center=center,
-                seed=seed,
-                progress=lambda n: progress.advance(task, n),
+        try:
+            with progress_bar("chunks") as progress:
+                task = progress.add_task(f"Generating {ref.name}", total=side * side)
+                written, seconds = generate_terrain(
+                    db, ref, radius=radius, center=center, seed=seed, replace=replace,
+                    progress=advance,
+                )  # fmt: skip
+        except KeyboardInterrupt:
+            err.print(
+                f"voxeldb: interrupted: {stored:,} of {side * side:,} chunks of world "
+                f"{ref.name!r} are stored; run the same command again to finish.",
+                markup=False,
+                soft_wrap=True,
             )
+            raise typer.Exit(130) from None
     rate = written / seconds if seconds > 0 else float("inf")
+    kept = side * side - written
+    note = f"; {kept:,} were stored already" if kept else ""
     out.print(
         f"Wrote {written:,} chunks to world {ref.name!r} ({ref.id}) in {seconds:.2f} s: "
-        f"{rate:,.0f} chunks/s."
+        f"{rate:,.0f} chunks/s{note}."
     )

@@ -3,12 +3,14 @@
 Terrain from :mod:`voxeldb.terrain` holds indices into ``TERRAIN_STATES``; a world interns
 those states (in order) and a numpy lookup table turns the generator's ids into the world's,
 so the same code fills a new world (identity mapping) and one that had other states first.
-Chunks go through ``ChunkStore.put_many`` from a lazy generator: memory stays bounded
-whatever the radius.
+Chunks go through ``ChunkStore.put_many`` from a lazy generator, one transaction per batch of
+``GENERATE_BATCH`` chunks: memory stays bounded whatever the radius, an interruption keeps every
+batch committed before it, and a second run skips the chunks already stored (it resumes).
 """
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import time
 import uuid
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from voxeldb import Database
 
 __all__ = [
+    "GENERATE_BATCH",
     "SAMPLE_WORLD_NAME",
     "SampleReport",
     "create_sample_data",
@@ -41,6 +44,10 @@ __all__ = [
 
 SAMPLE_WORLD_NAME = "Eldoria"
 MAX_RADIUS = 4096
+GENERATE_BATCH = 64
+"""Chunks per transaction of :func:`generate_terrain` (what an interruption can lose)."""
+_KEYS_PER_QUERY = 16384
+"""How many chunk positions one "which are stored already" query covers."""
 
 
 def ensure_world(
@@ -91,6 +98,27 @@ def _square(center: tuple[int, int], radius: int) -> tuple[int, int, int, int]:
     return cx - radius, cz - radius, cx + radius, cz + radius
 
 
+def _stored_keys(
+    db: Database, world_id: uuid.UUID, rect: tuple[int, int, int, int]
+) -> set[tuple[int, int]]:
+    """Positions of the chunks of ``world_id`` stored in ``rect``: keys only, no chunk bytes.
+
+    ``ChunkStore`` has no keys-only read (``region`` decodes every chunk), so this asks the
+    ``world_chunks`` table directly, as :func:`voxeldb.ops.stored_bounds` does.
+    """
+    cx0, cz0, cx1, cz1 = rect
+    t = WorldChunk.__table__.c
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            select(t.chunk_x, t.chunk_z).where(
+                t.world_id == world_id,
+                t.chunk_x.between(cx0, cx1),
+                t.chunk_z.between(cz0, cz1),
+            )
+        )
+        return {(int(x), int(z)) for x, z in rows}
+
+
 def generate_terrain(
     db: Database,
     world: WorldRef,
@@ -100,11 +128,21 @@ def generate_terrain(
     center: tuple[int, int] = (0, 0),
     seed: int | None = None,
     progress: Callable[[int], None] | None = None,
+    replace: bool = False,
+    batch_size: int = GENERATE_BATCH,
 ) -> tuple[int, float]:
     """Write generated terrain for the square of ``radius`` around ``center`` (or ``rect``).
 
-    Returns ``(chunks written, seconds)``. ``progress(n)`` is called per generated chunk.
+    Chunks are committed ``batch_size`` at a time (one ``put_many`` each), so an interruption
+    (Ctrl-C) keeps every batch committed before it. Chunks already stored are skipped unless
+    ``replace``: running the same call again finishes an interrupted one.
+
+    Returns ``(chunks written, seconds)``. ``progress(n)`` is called as chunks are committed
+    and as stored ones are skipped: its running total is how many chunks of the square are
+    stored, whenever the call stops.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValidationError(f"batch_size must be >= 1, got {batch_size!r}", field="batch_size")
     if rect is None:
         if radius is None:
             raise ValidationError("give a radius or a rectangle", field="radius")
@@ -122,18 +160,36 @@ def generate_terrain(
     cx0, cz0, cx1, cz1 = rect
     height, min_y = world.height, world.min_y
 
+    rows_per_query = max(1, _KEYS_PER_QUERY // (cx1 - cx0 + 1))
+
     def items() -> Iterator[tuple[int, int, npt.NDArray[Any]]]:
-        # Row by row from the centre line outwards would not matter to put_many; plain order
-        # keeps each batch a compact rectangle for the database's index.
-        for cz in range(cz0, cz1 + 1):
-            for cx in range(cx0, cx1 + 1):
-                blocks = generate_chunk(cx, cz, seed=seed, height=height, min_y=min_y)
-                yield cx, cz, blocks if identity else lut[blocks]
-                if progress is not None:
-                    progress(1)
+        # Plain row order keeps each batch a compact rectangle for the database's index.
+        for band_z0 in range(cz0, cz1 + 1, rows_per_query):
+            band_z1 = min(cz1, band_z0 + rows_per_query - 1)
+            stored = set() if replace else _stored_keys(db, world.id, (cx0, band_z0, cx1, band_z1))
+            if stored and progress is not None:
+                progress(len(stored))
+            for cz in range(band_z0, band_z1 + 1):
+                for cx in range(cx0, cx1 + 1):
+                    if (cx, cz) in stored:
+                        continue
+                    blocks = generate_chunk(cx, cz, seed=seed, height=height, min_y=min_y)
+                    yield cx, cz, blocks if identity else lut[blocks]
 
     started = time.perf_counter()
-    written = db.chunks(world.id).put_many(items())
+    store = db.chunks(world.id)
+    pending = items()
+    written = 0
+    while True:
+        # Each batch is consumed lazily by put_many: memory stays one encoding batch.
+        batch = itertools.islice(pending, batch_size)
+        first = next(batch, None)
+        if first is None:
+            break
+        count = store.put_many(itertools.chain((first,), batch))
+        written += count
+        if progress is not None:
+            progress(count)
     return written, time.perf_counter() - started
 
 
@@ -217,7 +273,9 @@ def create_sample_data(db: Database, *, size: int = 16, seed: int = 42) -> Sampl
             ).first()
         if has_chunks is None:
             # A run interrupted between the rows and the terrain: finish the terrain.
-            report.chunks, _ = generate_terrain(db, existing, rect=rect, seed=seed)
+            report.chunks, _ = generate_terrain(
+                db, existing, rect=rect, seed=seed, batch_size=size * size
+            )
         return report
 
     report_users: list[str] = []
@@ -306,8 +364,14 @@ def create_sample_data(db: Database, *, size: int = 16, seed: int = 42) -> Sampl
 
     world_ref = resolve_world(db, world_id)
     half = size // 2
+    # One transaction (batch_size covers the square): the terrain is all there or not at all,
+    # which is what "exists already, skipped" above relies on.
     chunks, _ = generate_terrain(
-        db, world_ref, rect=(-half, -half, size - half - 1, size - half - 1), seed=seed
+        db,
+        world_ref,
+        rect=(-half, -half, size - half - 1, size - half - 1),
+        seed=seed,
+        batch_size=size * size,
     )
     counts["chunks"] = chunks
     return SampleReport(
