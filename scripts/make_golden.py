@@ -1,9 +1,15 @@
 """Write the chunk codec's golden files: ``tests/fixtures/golden/NAME.npy`` and ``NAME.bin``.
 
-The ``.npy`` arrays are the inputs and the ``.bin`` files their encoding. The tests decode
-every ``.bin`` and compare it with its array, and check that encoding the array today gives
-the same bytes, so the format stays frozen. Rerun this only on purpose: with a new format
-version, keep the old ``.bin`` files (renamed ``NAME.v1.bin``) so old data keeps decoding.
+The ``.npy`` arrays are the inputs and the ``.bin`` files their encoding: ``NAME.bin`` with
+the default compression (LZ4, format version 1), ``NAME@METHOD.bin`` with another one
+(``zstd``, ``zstd-19``, ``none``, ``lz4-9``: compression and level), decoding to ``NAME.npy``.
+The tests decode every ``.bin`` and compare it with its array, and check that encoding the
+array today gives the same bytes, so the format stays frozen. ``ZSTD_VERSION`` records the
+libzstd that made the zstd files: zstd may compress differently in another release (the
+tests then compare the decompressed body instead of the payload bytes).
+
+Rerun this only on purpose: with a new format version, keep the old ``.bin`` files (renamed
+``NAME.vN.bin``) so old data keeps decoding.
 
     python scripts/make_golden.py
 """
@@ -14,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import zstandard
 
 from voxeldb.chunks.codec import encode_chunk
 from voxeldb.terrain import generate_chunk
@@ -79,6 +86,22 @@ def arrays() -> dict[str, npt.NDArray[np.generic]]:
     }
 
 
+# Other compressions: (compression, level) per array, written as NAME@METHOD.bin.
+VARIANTS: dict[str, list[tuple[str, int | None]]] = {
+    "terrain": [("zstd", None), ("zstd", 19), ("none", None), ("lz4", 9)],
+    "terrain_h256": [("zstd", None)],
+    "big_ids_u32": [("zstd", None)],
+    "mixed_u16": [("zstd", None)],
+    "mixed_u32": [("zstd", 1)],
+    "noise_u16": [("zstd", None)],  # zstd does not pay on noise: written uncompressed
+    "air": [("zstd", None)],
+}
+
+
+def method_name(compression: str, level: int | None) -> str:
+    return compression if level is None else f"{compression}-{level}"
+
+
 def main() -> None:
     GOLDEN.mkdir(parents=True, exist_ok=True)
     for name, arr in arrays().items():
@@ -86,6 +109,12 @@ def main() -> None:
         data = encode_chunk(arr)
         (GOLDEN / f"{name}.bin").write_bytes(data)
         print(f"{name}: {arr.dtype} {arr.shape} -> {len(data)} bytes")
+        for compression, level in VARIANTS.get(name, []):
+            data = encode_chunk(arr, compression=compression, level=level)
+            method = method_name(compression, level)
+            (GOLDEN / f"{name}@{method}.bin").write_bytes(data)
+            print(f"{name}@{method}: {len(data)} bytes, format version {data[4]}")
+    (GOLDEN / "ZSTD_VERSION").write_text(".".join(map(str, zstandard.ZSTD_VERSION)) + "\n")
 
 
 if __name__ == "__main__":

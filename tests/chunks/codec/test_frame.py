@@ -5,10 +5,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from tests.chunks.codec.helpers import FLAG_PLAIN, GOLDEN, assert_same, parse, seal, with_body
-from voxeldb.chunks.codec import FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_HEIGHT, decode_chunk
+from voxeldb.chunks.codec import (
+    FORMAT_VERSION,
+    HEADER_SIZE,
+    MAGIC,
+    MAX_HEIGHT,
+    decode_chunk,
+    encode_chunk,
+)
 from voxeldb.chunks.codec._frame import Header, pack_frame, parse_frame
 from voxeldb.errors import ChunkFormatError
 
@@ -31,7 +39,9 @@ def test_decode_rejects_non_contiguous_memoryview(terrain_bytes: bytes) -> None:
         decode_chunk(view)
 
 
-@pytest.mark.parametrize("name", ["terrain", "air", "noise_u16", "mixed_u32"])
+@pytest.mark.parametrize(
+    "name", ["terrain", "air", "noise_u16", "mixed_u32", "terrain@zstd", "mixed_u32@zstd-1"]
+)
 def test_every_truncation_raises(name: str) -> None:
     data = (GOLDEN / f"{name}.bin").read_bytes()
     step = max(1, len(data) // 3000)  # every prefix of the small ones, a dense sample of noise
@@ -45,7 +55,19 @@ def test_trailing_bytes_raise(terrain_bytes: bytes) -> None:
         decode_chunk(terrain_bytes + b"\x00")
 
 
-@pytest.mark.parametrize("name", ["terrain", "air", "noise_u16", "mixed_u16", "big_ids_u32"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "terrain",
+        "air",
+        "noise_u16",
+        "mixed_u16",
+        "big_ids_u32",
+        "terrain@zstd",
+        "air@zstd",
+        "big_ids_u32@zstd",
+    ],
+)
 def test_every_single_bit_flip_is_caught(name: str) -> None:
     data = (GOLDEN / f"{name}.bin").read_bytes()
     buf = bytearray(data)
@@ -105,7 +127,7 @@ def test_unknown_magic(terrain_bytes: bytes) -> None:
 
 def test_unknown_version(terrain_bytes: bytes) -> None:
     p = parse(terrain_bytes)
-    for version in (0, 2, 255):
+    for version in (0, 3, 255):
         with pytest.raises(ChunkFormatError, match=f"version {version}"):
             decode_chunk(seal(replace(p, version=version)))
 
@@ -118,6 +140,7 @@ def test_unknown_version(terrain_bytes: bytes) -> None:
         ({"flags": 0x05}, "flags"),
         ({"flags": 0x81}, "flags"),
         ({"reserved": 1}, "reserved"),
+        ({"reserved": 2}, "reserved"),  # version 1 has no compressor id
         ({"height": 0}, "height"),
         ({"height": 100}, "height"),
         ({"height": MAX_HEIGHT + 16}, "height"),
@@ -129,6 +152,38 @@ def test_bad_header_fields_with_valid_checksum(
 ) -> None:
     with pytest.raises(ChunkFormatError, match=words):
         decode_chunk(seal(replace(parse(terrain_bytes), **fields)))
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"flags": 0x01}, "flags"),  # version 2 has no LZ4 bit
+        ({"flags": 0x03}, "flags"),
+        ({"flags": 0x40}, "flags"),
+        ({"reserved": 3}, "compressor id 3"),
+        ({"reserved": 255}, "compressor id 255"),
+        ({"dtype_code": 3}, "dtype"),
+        ({"height": 8}, "height"),
+    ],
+)
+def test_bad_version_2_header_fields_with_valid_checksum(
+    terrain: npt.NDArray[np.uint16], fields: dict[str, int], words: str
+) -> None:
+    data = encode_chunk(terrain, compression="zstd")
+    p = parse(data)
+    assert (p.version, p.reserved) == (2, 2)
+    with pytest.raises(ChunkFormatError, match=words):
+        decode_chunk(seal(replace(p, **fields), data[HEADER_SIZE:]))
+
+
+def test_version_2_may_name_lz4_or_no_compressor(terrain: npt.NDArray[np.uint16]) -> None:
+    """The encoder writes those as version 1, but a version 2 reader reads them too."""
+    for compression, which in (("lz4", 1), ("none", 0)):
+        p = parse(encode_chunk(terrain, compression=compression))
+        assert p.version == 1
+        assert_same(
+            decode_chunk(seal(replace(p, version=2, flags=p.flags & 2, reserved=which))), terrain
+        )
 
 
 @pytest.mark.parametrize("body_size", [2**32 - 1, 10**9, 384 * 256 * 2 + 1])
@@ -152,10 +207,23 @@ def test_errors_are_value_errors(terrain_bytes: bytes) -> None:
         decode_chunk(terrain_bytes[:-1] + bytes([terrain_bytes[-1] ^ 1]))
 
 
-def test_a_built_frame_parses_back_to_its_header_and_payload() -> None:
-    header = Header(dtype_code=4, flags=FLAG_PLAIN, height=32, body_size=32768, payload_size=5)
+@pytest.mark.parametrize(
+    ("compressor", "version", "flags", "byte7"), [(0, 1, 2, 0), (1, 1, 3, 0), (2, 2, 2, 2)]
+)
+def test_a_built_frame_parses_back_to_its_header_and_payload(
+    compressor: int, version: int, flags: int, byte7: int
+) -> None:
+    header = Header(
+        dtype_code=4,
+        flags=FLAG_PLAIN,
+        compressor=compressor,
+        height=32,
+        body_size=32768,
+        payload_size=5,
+    )
     data = pack_frame(header, b"12345")
     assert len(data) == HEADER_SIZE + 5
+    assert (data[4], data[6], data[7]) == (version, flags, byte7)
     parsed, payload = parse_frame(data)
     assert parsed == header
     assert bytes(payload) == b"12345"

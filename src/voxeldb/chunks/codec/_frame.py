@@ -1,6 +1,10 @@
 """The frame around a chunk's payload: a 24-byte header ending in a CRC-32.
 
-The layout is the "Header" part of ``docs/chunk-format.md``; keep the two in step.
+The layout is the "Header" part of ``docs/chunk-format.md``; keep the two in step. Two
+versions share it: version 1 names its one compressor (LZ4) by flag bit 0, version 2 by the
+compressor id in byte 7 (reserved in version 1). A chunk is written in the oldest version
+that can say how it was made, so LZ4 and uncompressed chunks stay byte-identical to what
+earlier releases wrote, and only zstd chunks are version 2.
 
 Parsing checks everything the header claims before anyone allocates by it: after
 :func:`parse_frame` the body size is bounded by the array it describes, so a decompressor
@@ -15,31 +19,35 @@ from typing import Any, Final, NamedTuple
 
 import numpy as np
 
-from voxeldb.chunks.codec._compress import COMPRESSION_FLAGS
+from voxeldb.chunks.codec._compress import COMPRESSORS, LZ4, NO_COMPRESSION
 from voxeldb.errors import ChunkFormatError
 
 MAGIC: Final = b"VXCK"
-FORMAT_VERSION: Final = 1
+# The newest version; every version up to it is read.
+FORMAT_VERSION: Final = 2
+VERSIONS: Final = (1, 2)
 MAX_HEIGHT: Final = 4096
 
 # The body is the plain array, not section data (set when palettes would not pay).
 FLAG_PLAIN: Final = 0x02
-_KNOWN_FLAGS: Final = FLAG_PLAIN | COMPRESSION_FLAGS
+# Version 1 only: the payload is LZ4 (version 2 says so with compressor id 1).
+FLAG_LZ4_V1: Final = 0x01
 
 # The dtype code is the item size; both are stored little-endian whatever the host.
 DTYPES: Final[dict[int, np.dtype[Any]]] = {2: np.dtype("<u2"), 4: np.dtype("<u4")}
 
-# magic, version, dtype code, flags, reserved, height, body size, payload size
+# magic, version, dtype code, flags, compressor id (v1: reserved), height, body size, payload size
 _HEADER: Final = struct.Struct("<4sBBBBIII")
 _CRC: Final = struct.Struct("<I")
 HEADER_SIZE: Final = _HEADER.size + _CRC.size
 
 
 class Header(NamedTuple):
-    """The header fields that vary (magic and version are constants, reserved is zero)."""
+    """The header fields that vary (magic is a constant; the version follows ``compressor``)."""
 
     dtype_code: int  # item size in bytes, a key of DTYPES
-    flags: int  # FLAG_PLAIN and at most one compressor's flag
+    flags: int  # FLAG_PLAIN or 0 (version 1's LZ4 bit is folded into ``compressor``)
+    compressor: int  # 0 (none) or a key of COMPRESSORS
     height: int  # blocks, a positive multiple of 16 up to MAX_HEIGHT
     body_size: int  # bytes before compression
     payload_size: int  # bytes stored after the header
@@ -56,15 +64,25 @@ class Header(NamedTuple):
     def sections(self) -> int:
         return self.height // 16
 
+    @property
+    def version(self) -> int:
+        """The oldest version that can say how this chunk was made."""
+        return 1 if self.compressor in (NO_COMPRESSION, LZ4.id) else 2
+
 
 def pack_frame(header: Header, payload: bytes) -> bytes:
     """The encoded chunk: header, checksum of header and payload, payload."""
+    version = header.version
+    if version == 1:
+        flags, byte7 = header.flags | (FLAG_LZ4_V1 if header.compressor else 0), 0
+    else:
+        flags, byte7 = header.flags, header.compressor
     head = _HEADER.pack(
         MAGIC,
-        FORMAT_VERSION,
+        version,
         header.dtype_code,
-        header.flags,
-        0,
+        flags,
+        byte7,
         header.height,
         header.body_size,
         header.payload_size,
@@ -85,14 +103,13 @@ def parse_frame(data: object) -> tuple[Header, memoryview]:
         raise ChunkFormatError(
             f"encoded chunk truncated: {size} bytes, the header alone is {HEADER_SIZE}"
         )
-    magic, version, code, flags, reserved, height, body_size, payload_size = _HEADER.unpack_from(
-        view
-    )
+    magic, version, code, flags, byte7, height, body_size, payload_size = _HEADER.unpack_from(view)
     if magic != MAGIC:
         raise ChunkFormatError(f"not a voxeldb chunk: unknown magic {magic!r} (expected {MAGIC!r})")
-    if version != FORMAT_VERSION:
+    if version not in VERSIONS:
         raise ChunkFormatError(
-            f"unsupported chunk format version {version} (this voxeldb reads {FORMAT_VERSION})"
+            f"unsupported chunk format version {version} (this voxeldb reads "
+            f"{', '.join(map(str, VERSIONS))})"
         )
     stored = size - HEADER_SIZE
     if stored < payload_size:
@@ -108,21 +125,29 @@ def parse_frame(data: object) -> tuple[Header, memoryview]:
     payload = view[HEADER_SIZE:]
     if zlib.crc32(payload, zlib.crc32(view[: _HEADER.size])) != crc:
         raise ChunkFormatError("corrupted chunk: checksum mismatch")
-    header = Header(code, flags, height, body_size, payload_size)
     # The checksum matched, so what follows guards against buggy or hostile encoders.
-    _check_fields(header, reserved)
+    if version == 1:
+        if flags & ~(FLAG_PLAIN | FLAG_LZ4_V1) or byte7:
+            raise ChunkFormatError(
+                f"corrupt chunk header: unknown flags {flags:#04x} / reserved {byte7}"
+            )
+        compressor = LZ4.id if flags & FLAG_LZ4_V1 else NO_COMPRESSION
+        flags &= FLAG_PLAIN
+    else:
+        if flags & ~FLAG_PLAIN:
+            raise ChunkFormatError(f"corrupt chunk header: unknown flags {flags:#04x}")
+        if byte7 != NO_COMPRESSION and byte7 not in COMPRESSORS:
+            raise ChunkFormatError(f"corrupt chunk header: unknown compressor id {byte7}")
+        compressor = byte7
+    header = Header(code, flags, compressor, height, body_size, payload_size)
+    _check_fields(header)
     return header, payload
 
 
-def _check_fields(header: Header, reserved: int) -> None:
-    code, flags, height, body_size = header[:4]
+def _check_fields(header: Header) -> None:
+    code, height, body_size = header.dtype_code, header.height, header.body_size
     if code not in DTYPES:
         raise ChunkFormatError(f"corrupt chunk header: unknown dtype code {code}")
-    compression = flags & COMPRESSION_FLAGS
-    if flags & ~_KNOWN_FLAGS or compression & (compression - 1) or reserved:
-        raise ChunkFormatError(
-            f"corrupt chunk header: unknown flags {flags:#04x} / reserved {reserved}"
-        )
     if height <= 0 or height % 16 or height > MAX_HEIGHT:
         raise ChunkFormatError(
             f"corrupt chunk header: height {height} is not a positive multiple of 16 "

@@ -138,8 +138,11 @@ def _encode_mixed(
     return palettes, pal16_sizes
 
 
-def decode_sections(body: Any, nsec: int, dtype: np.dtype[Any]) -> Array:
-    """The (sections, 4096) array of a sectioned body; ChunkFormatError if it is inconsistent."""
+def decode_sections(body: Any, nsec: int, dtype: np.dtype[Any], out: Array | None = None) -> Array:
+    """The (sections, 4096) array of a sectioned body; ChunkFormatError if it is inconsistent.
+
+    ``out``, if given, is a C-contiguous (sections, 4096) array of ``dtype`` to fill.
+    """
     itemsize = dtype.itemsize
     body_size = len(body)
     if body_size < nsec:
@@ -165,7 +168,8 @@ def decode_sections(body: Any, nsec: int, dtype: np.dtype[Any]) -> Array:
         )
     raw = np.frombuffer(body, dtype=np.uint8)
     palettes = np.frombuffer(body, dtype=dtype, count=slots, offset=plan.table_size)
-    out = np.empty((nsec, SECTION_BLOCKS), dtype=dtype)
+    if out is None:
+        out = np.empty((nsec, SECTION_BLOCKS), dtype=dtype)
     for g in plan.groups:
         mode = g.mode
         n = g.rows.size
