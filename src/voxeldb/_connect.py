@@ -7,8 +7,6 @@ A layer above ``voxeldb.services`` (docs/architecture.md): ``Database.chunks`` b
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
 import uuid
 from collections.abc import Iterator
 from types import TracebackType
@@ -21,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from voxeldb import services
 from voxeldb._engine import make_engine
 from voxeldb._ids import as_uuid
+from voxeldb._redis import database_namespace
 from voxeldb._settings import Settings, get_settings
 from voxeldb.chunks import ChunkLRU, ChunkStore, RedisChunkCache, open_backend, world_shape
 from voxeldb.errors import (
@@ -72,7 +71,9 @@ class Database:
             try:
                 self.redis = RedisChunkCache(
                     redis_url,
-                    prefix=f"{self.settings.redis_key_prefix}:{_database_tag(self.engine.url)}",
+                    # A world restored from a snapshot into another database keeps its id:
+                    # the database's tag keeps two databases sharing one Redis apart.
+                    prefix=database_namespace(self.settings.redis_key_prefix, self.engine.url),
                     mode=self.settings.redis_mode,
                     ttl_seconds=self.settings.redis_ttl_seconds,
                     timeout_seconds=self.settings.redis_timeout_seconds,
@@ -186,19 +187,6 @@ def _redis_url(cache: str | None, settings: Settings) -> str | None:
             f"got {cache!r}"
         )
     return cache
-
-
-def _database_tag(url: URL) -> str:
-    """A short tag of the database's address, part of the Redis key prefix.
-
-    World ids are random, but a world restored from a snapshot into another database keeps
-    its id: the tag keeps two databases sharing one Redis from ever reading each other's
-    entries.
-    """
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        url = url.set(database=os.path.abspath(url.database))
-    where = url.set(password=None, query={}).render_as_string(hide_password=True)
-    return hashlib.sha1(where.encode()).hexdigest()[:10]
 
 
 def _no_kind(_exc: BaseException) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
+import secrets
 import uuid
 
 from voxeldb.errors import ValidationError
 
-__all__ = ["as_uuid", "fresh_version"]
+__all__ = ["VERSION_FLOOR", "as_uuid", "fresh_version", "fresh_versions"]
 
 
 def as_uuid(value: object, field: str = "world_id") -> uuid.UUID:
@@ -24,12 +24,23 @@ def as_uuid(value: object, field: str = "world_id") -> uuid.UUID:
     )
 
 
-def fresh_version() -> int:
-    """A first version for a chunk row that no earlier row of that chunk can have held.
+VERSION_FLOOR = 1 << 62
+"""Every version voxeldb writes is in ``[2**62, 2**63)``: above every version the earlier
+schemes handed out (``xid * 1024``, the microsecond clock, the column default 1)."""
 
-    Caches are tagged by version, so a chunk deleted and written again (or restored from a
-    snapshot) must not start at a version an old cache entry still holds: the microsecond
-    clock is past every version handed out before (PostgreSQL's store rows start at
-    ``xid * 1024``, far below it).
+
+def fresh_version() -> int:
+    """A new version for a chunk row: 62 random bits (``secrets``) above :data:`VERSION_FLOOR`.
+
+    Caches are tagged by version and trust an entry whose version matches the row's, so a
+    version must never come back with other contents -- not after a delete and a new write,
+    not after the database is restored from a backup and edited again, not in another
+    database. A counter (``version + 1``) or a clock repeats in those cases; a random version
+    repeats only by chance, about once in 2**62 writes of one chunk (docs/storage.md).
     """
-    return time.time_ns() // 1000
+    return VERSION_FLOOR | secrets.randbits(62)
+
+
+def fresh_versions(n: int) -> list[int]:
+    """``n`` fresh versions (:func:`fresh_version`), one per row written."""
+    return [VERSION_FLOOR | secrets.randbits(62) for _ in range(n)]

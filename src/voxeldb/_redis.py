@@ -6,16 +6,22 @@ backoff: a hung server would stall every call for a minute). :class:`CircuitBrea
 each call: on a Redis or socket error it logs one warning per outage, answers None, and
 leaves Redis alone for ``retry_seconds``, so a hung server costs one timeout per retry
 window, not one per call; the first call that succeeds again logs the recovery.
+
+Every key voxeldb writes starts with :func:`database_namespace`: the configured prefix and a
+tag of the database's address, so databases sharing one Redis (a copy keeps its world ids)
+never read each other's entries.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -24,12 +30,35 @@ from redis.retry import Retry
 from voxeldb._text import safe_url
 from voxeldb.errors import ConfigurationError
 
-__all__ = ["FAILURES", "CircuitBreaker", "close_quietly", "redis_client"]
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+__all__ = [
+    "FAILURES",
+    "CircuitBreaker",
+    "close_quietly",
+    "database_namespace",
+    "database_tag",
+    "redis_client",
+]
 
 FAILURES: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
 """What counts as Redis failing (as opposed to a bug in the caller)."""
 
 _T = TypeVar("_T")
+
+
+def database_tag(url: URL) -> str:
+    """A short tag of a database's address (no password, no query; SQLite paths absolute)."""
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        url = url.set(database=os.path.abspath(url.database))
+    where = url.set(password=None, query={}).render_as_string(hide_password=True)
+    return hashlib.sha1(where.encode()).hexdigest()[:10]
+
+
+def database_namespace(prefix: str, url: URL) -> str:
+    """``{prefix}:{database tag}``: the start of every Redis key voxeldb writes for ``url``."""
+    return f"{prefix}:{database_tag(url)}"
 
 
 def redis_client(url: str, *, timeout_seconds: float) -> redis.Redis:

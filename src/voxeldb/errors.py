@@ -14,6 +14,7 @@ callers can catch either ``voxeldb.errors.ChunkFormatError`` or a plain ``ValueE
     ├── SnapshotError (ValueError)           snapshot file missing, corrupt or unrestorable
     ├── NotFoundError (LookupError)          world, user, ... does not exist
     │   └── UnknownIdError
+    ├── PermissionDeniedError (PermissionError)   the acting user (``as_user=``) may not do that
     ├── ConcurrencyError (RuntimeError)      a write kept conflicting past the retry budget
     ├── TransferError (RuntimeError)         a database migration was refused
     └── DatabaseUnavailableError (ConnectionError)   the database could not be reached
@@ -36,12 +37,14 @@ __all__ = [
     "DatabaseUnavailableError",
     "NotFoundError",
     "OutsideWorldError",
+    "PermissionDeniedError",
     "SnapshotError",
     "TransferError",
     "UnknownIdError",
     "ValidationError",
     "VoxelDBError",
     "driver_errors",
+    "is_transient",
 ]
 
 
@@ -74,6 +77,11 @@ class UnknownIdError(NotFoundError, ValidationError):
 
     ``field`` says which argument it was, as for every ValidationError.
     """
+
+
+class PermissionDeniedError(VoxelDBError, PermissionError):
+    """The acting user a service was given (``as_user=``) may not change that character,
+    story or world (``voxeldb.services.check_user_permission`` is the rule)."""
 
 
 class OutsideWorldError(CoordinateError, ValidationError):
@@ -120,6 +128,26 @@ def classify_driver_error(exc: BaseException) -> DriverErrorKind | None:
     if isinstance(exc, OperationalError | InterfaceError):
         return "disconnect"
     return None
+
+
+_TRANSIENT_STATES = frozenset({"40001", "40P01", "55P03"})
+"""PostgreSQL: serialization failure, deadlock detected, lock not available."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` (a driver error, wrapped by SQLAlchemy or not) lost a race that running
+    the transaction again can win: a deadlock, a serialization failure, a busy SQLite."""
+    import sqlite3
+
+    from sqlalchemy.exc import DBAPIError
+
+    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    if getattr(orig, "sqlstate", None) in _TRANSIENT_STATES:
+        return True
+    if isinstance(orig, sqlite3.OperationalError):
+        message = str(orig).lower()
+        return "locked" in message or "busy" in message
+    return False
 
 
 def driver_reason(exc: BaseException, limit: int = 300) -> str:

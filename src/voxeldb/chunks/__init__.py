@@ -14,6 +14,8 @@ from __future__ import annotations
 from voxeldb.chunks._geometry import (
     DEFAULT_HEIGHT,
     DEFAULT_MIN_Y,
+    INT32_MAX,
+    INT32_MIN,
     as_coord,
     local_y,
     world_shape,
@@ -40,6 +42,8 @@ from voxeldb.chunks.codec import MAX_HEIGHT, decode_chunk, encode_chunk
 __all__ = [
     "DEFAULT_HEIGHT",
     "DEFAULT_MIN_Y",
+    "INT32_MAX",
+    "INT32_MIN",
     "MAX_HEIGHT",
     "NAMING_CONVENTION",
     "Backend",

@@ -22,6 +22,8 @@ __all__ = ["EditPlan", "apply_edits", "plan_edits"]
 
 _U16_MAX = 2**16 - 1
 _U32_MAX = 2**32 - 1
+_I64_MIN = -(2**63)
+_I64_MAX = 2**63 - 1
 
 
 class EditPlan:
@@ -100,14 +102,21 @@ def plan_edits(
     except (OverflowError, ValueError, TypeError):
         ax = ay = az = np.array([], dtype=object)
     for arr, values, name in ((ax, xs, "x"), (ay, ys, "y"), (az, zs, "z")):
-        # numpy turns [True, 5] into integers: bools must be looked for in the input.
-        if arr.dtype.kind not in "iu" or arr.ndim != 1 or bool in set(map(type, values)):
+        # numpy turns [True, 5] into integers: bools must be looked for in the input. Values
+        # in [2**63, 2**64) make a uint64 array, which astype(int64) would wrap around:
+        # only a signed array is taken as it is.
+        if arr.dtype.kind != "i" or arr.ndim != 1 or bool in set(map(type, values)):
             # Slow path only to name the offending edit precisely.
             for index, value in enumerate(values):
                 try:
-                    as_coord(value, name)
+                    number = as_coord(value, name)
                 except CoordinateError as exc:
                     raise CoordinateError(f"edit {index}: {exc}") from None
+                if not _I64_MIN <= number <= _I64_MAX:
+                    raise CoordinateError(
+                        f"edit {index}: {name} = {number} is outside the world "
+                        f"(block coordinates must lie in [-2**63, 2**63))"
+                    )
             raise CoordinateError(f"edit coordinates {name} must be integers in int64 range")
     ax, ay, az = ax.astype(np.int64), ay.astype(np.int64), az.astype(np.int64)
     bad_y = (ay < min_y) | (ay >= min_y + height)

@@ -11,8 +11,13 @@ nothing either and it tries again with the next id (the one retry policy, ``voxe
 transaction, so no savepoint is needed. On SQLite the caller's write transaction
 (``BEGIN IMMEDIATE``) serializes interning.
 
-Assigned ids never change, so a per-process memo answers repeated questions without a
-query. Only ids read back as committed go into the memo: an id a transaction inserted itself
+Assigned ids never change -- unless the database is restored from a backup, which brings
+back an older registry that later transactions extend differently. So a per-process memo
+answers repeated questions without looking the states up, but it is keyed by the world's
+registry token (``block_state_tokens``: random, replaced in the transaction that registers a
+new state, restored together with the registry it stands for), which every call reads first:
+a memo learned under another token is dropped. Only ids read back as committed go into the
+memo: an id a transaction inserted itself
 is answered from that transaction's own pending set and is forgotten when it ends, whether
 it commits, rolls back or fails to commit (another process may then give that id to
 another state); the next transaction reads it from the table.
@@ -25,7 +30,7 @@ import json
 import math
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -37,9 +42,9 @@ from sqlalchemy import (
     text,
 )
 
-from voxeldb._ids import as_uuid
+from voxeldb._ids import as_uuid, fresh_version
 from voxeldb._retry import retry
-from voxeldb.chunks._schema import block_states_table
+from voxeldb.chunks._schema import block_state_tokens_table, block_states_table
 from voxeldb.errors import NotFoundError, ValidationError
 
 __all__ = [
@@ -57,14 +62,29 @@ AIR: dict[str, Any] = {"type": "air"}
 AIR_KEY = '{"type":"air"}'
 _MAX_RETRIES = 100
 """Rounds of id races one ``intern_states`` call may lose before giving up."""
+_BATCH = 1000
+"""Keys or ids per lookup statement and rows per ``executemany`` of inserts: PostgreSQL takes
+at most 65,535 bind parameters a statement, SQLite 32,766."""
 
 _bt = block_states_table
+_tt = block_state_tokens_table
+
+_TOKEN = select(_tt.c.token).where(_tt.c.world_id == bindparam("world_id"))
+# Taken before a new state is inserted: on PostgreSQL the row lock also queues the
+# transactions registering new states in one world, which spares them most id races.
+_NEW_TOKEN = text(
+    f"INSERT INTO {_tt.name} (world_id, token) VALUES (:world_id, :token) "
+    "ON CONFLICT (world_id) DO UPDATE SET token = excluded.token"
+).bindparams(
+    bindparam("world_id", type_=_tt.c.world_id.type),
+    bindparam("token", type_=_tt.c.token.type),
+)
 
 _LOOKUP_KEYS = select(_bt.c.state_key, _bt.c.state_id).where(
     _bt.c.world_id == bindparam("world_id"),
     _bt.c.state_key.in_(bindparam("keys", expanding=True)),
 )
-_LOOKUP_IDS = select(_bt.c.state_id, _bt.c.state).where(
+_LOOKUP_IDS = select(_bt.c.state_id, _bt.c.state_key).where(
     _bt.c.world_id == bindparam("world_id"),
     _bt.c.state_id.in_(bindparam("ids", expanding=True)),
 )
@@ -83,62 +103,118 @@ _INSERT = text(
 )
 
 
+def _batches(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), _BATCH):
+        yield items[start : start + _BATCH]
+
+
+def _ids_of_keys(conn: Connection, world_id: uuid.UUID, keys: Sequence[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for part in _batches(keys):
+        found.update(
+            (row[0], row[1])
+            for row in conn.execute(_LOOKUP_KEYS, {"world_id": world_id, "keys": list(part)})
+        )
+    return found
+
+
 # --- normalization --------------------------------------------------------------------
 
 
-def _check_json(value: Any, path: str) -> None:
-    if value is None or isinstance(value, bool | int | str):
+MAX_STATE_DEPTH = 32
+"""Nesting levels a block state may have (the dict itself is level 1)."""
+MAX_STATE_BYTES = 2048
+"""UTF-8 bytes of a state's canonical JSON (its ``state_key``): the unique index on the key
+is a B-tree, whose entries PostgreSQL caps at about 2.7 kB."""
+MIN_STATE_INT = -(2**63)
+MAX_STATE_INT = 2**63 - 1
+
+
+def _refuse(message: str) -> ValidationError:
+    return ValidationError(f"block state {message}"[:300], field="state")
+
+
+def _check_text(value: str, path: str, what: str) -> None:
+    if "\x00" in value:
+        raise _refuse(f"{path} has a NUL character in {what} (not storable in PostgreSQL)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _refuse(f"{path} has {what} that is not valid Unicode (a lone surrogate?)") from None
+
+
+def _check_json(value: Any, path: str, depth: int) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        _check_text(value, path, "a string")
+        return
+    if isinstance(value, int):
+        if not MIN_STATE_INT <= value <= MAX_STATE_INT:
+            raise _refuse(f"{path} is an integer outside the 64-bit range [-2**63, 2**63)")
         return
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValidationError(f"block state {path} is {value!r}: not valid JSON", field="state")
+            raise _refuse(f"{path} is {value!r}: not valid JSON")
         return
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise ValidationError(
-                    f"block state {path} has a non-string key {k!r}", field="state"
-                )
-            _check_json(v, f"{path}.{k}")
+    if isinstance(value, Mapping | list | tuple):
+        if depth >= MAX_STATE_DEPTH:
+            raise _refuse(f"is nested more than {MAX_STATE_DEPTH} levels deep (at {path})")
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    raise _refuse(f"{path} has a non-string key {k!r}")
+                _check_text(k, path, "a key")
+                _check_json(v, f"{path}.{k}", depth + 1)
+        else:
+            for i, v in enumerate(value):
+                _check_json(v, f"{path}[{i}]", depth + 1)
         return
-    if isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            _check_json(v, f"{path}[{i}]")
-        return
-    raise ValidationError(
-        f"block state {path} is a {type(value).__name__}, which is not JSON-able", field="state"
-    )
+    raise _refuse(f"{path} is a {type(value).__name__}, which is not JSON-able")
 
 
 def normalize_state(state: str | Mapping[str, Any]) -> dict[str, Any]:
     """The dict form of a block state: ``"stone"`` is ``{"type": "stone"}``.
 
-    A dict must have a non-empty string ``"type"`` and be JSON-able; anything else is a
-    :class:`~voxeldb.errors.ValidationError` that says what is wrong.
+    A dict must have a non-empty string ``"type"`` and be JSON that both backends store and
+    give back unchanged: strings without NUL characters or lone surrogates, integers in the
+    64-bit range, finite floats, at most :data:`MAX_STATE_DEPTH` levels, at most
+    :data:`MAX_STATE_BYTES` bytes of canonical JSON. Anything else is a
+    :class:`~voxeldb.errors.ValidationError` (``field="state"``) that says what is wrong.
     """
     if isinstance(state, str):
         if not state:
-            raise ValidationError("block state name is empty", field="state")
-        return {"type": state}
+            raise _refuse("name is empty")
+        named: dict[str, Any] = {"type": state}
+        _check_json(named, "state", 0)
+        _check_size(named)
+        return named
     if not isinstance(state, Mapping):
-        raise ValidationError(
-            f"block state must be a name (str) or a dict with a 'type', got "
-            f"{type(state).__name__}: {state!r}"[:300],
-            field="state",
+        raise _refuse(
+            f"must be a name (str) or a dict with a 'type', got {type(state).__name__}: {state!r}"
         )
     kind = state.get("type")
     if not isinstance(kind, str) or not kind:
-        raise ValidationError(
-            f"block state needs a non-empty string 'type', got {state!r}"[:300], field="state"
-        )
-    _check_json(state, "state")
+        raise _refuse(f"needs a non-empty string 'type', got {state!r}")
+    _check_json(state, "state", 0)
     # A round trip through JSON turns tuples into lists: the dict form is what reads return.
     normalized: dict[str, Any] = json.loads(json.dumps(state))
+    _check_size(normalized)
     return normalized
 
 
+def _check_size(normalized: dict[str, Any]) -> None:
+    size = len(state_key(normalized).encode("utf-8"))
+    if size > MAX_STATE_BYTES:
+        raise _refuse(f"is {size} bytes of JSON; at most {MAX_STATE_BYTES} are allowed")
+
+
 def state_key(state: Mapping[str, Any]) -> str:
-    """Canonical JSON of a state's dict form: the registry's unique key."""
+    """Canonical JSON of a state's dict form: the registry's unique key.
+
+    Reads decode the state from this text, not from the ``state`` column: PostgreSQL's JSONB
+    keeps numbers as ``numeric`` and gives ``1e20`` back as an integer (docs/schema.md).
+    """
     return json.dumps(state, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
@@ -146,9 +222,10 @@ def state_key(state: Mapping[str, Any]) -> str:
 
 
 class _WorldMemo:
-    __slots__ = ("by_id", "by_key")
+    __slots__ = ("by_id", "by_key", "token")
 
-    def __init__(self) -> None:
+    def __init__(self, token: int | None) -> None:
+        self.token = token
         self.by_key: dict[str, int] = {AIR_KEY: 0}
         self.by_id: dict[int, dict[str, Any]] = {0: AIR}
 
@@ -170,11 +247,19 @@ def _db_key(conn: Connection) -> str:
     return _root_engine(conn.engine).url.render_as_string(hide_password=True)
 
 
-def _world_memo(db: str, world_id: uuid.UUID) -> _WorldMemo:
+def _world_memo(conn: Connection, db: str, world_id: uuid.UUID) -> _WorldMemo:
+    """The memo of the world's registry as it is now (one query for its token).
+
+    A world without a token (its registry was written by something other than
+    ``intern_states``, e.g. an older voxeldb) gets an empty memo of this call only.
+    """
+    token = conn.execute(_TOKEN, {"world_id": world_id}).scalar()
+    if token is None:
+        return _WorldMemo(None)
     with _memo_lock:
         memo = _memo.get((db, world_id))
-        if memo is None:
-            memo = _memo[(db, world_id)] = _WorldMemo()
+        if memo is None or memo.token != token:
+            memo = _memo[(db, world_id)] = _WorldMemo(token)
         return memo
 
 
@@ -225,14 +310,17 @@ def _hook(conn: Connection) -> None:
 
 
 def _remember(
-    conn: Connection, db: str, world_id: uuid.UUID, found: dict[str, tuple[int, dict[str, Any]]]
+    conn: Connection,
+    db: str,
+    world_id: uuid.UUID,
+    memo: _WorldMemo,
+    found: dict[str, tuple[int, dict[str, Any]]],
 ) -> None:
     if not found:
         return
     if not conn.in_transaction() or not conn.info.get(_DIRTY):
         # Autocommit, or a transaction that inserted no state: every row it can see was
         # committed by someone (READ COMMITTED; SQLite has one writer), so it is final.
-        memo = _world_memo(db, world_id)
         for key, (state_id, state) in found.items():
             memo.by_key[key] = state_id
             memo.by_id[state_id] = state
@@ -254,7 +342,7 @@ def intern_states(
     wid = as_uuid(world_id)
     _hook(conn)
     db = _db_key(conn)
-    memo = _world_memo(db, wid)
+    memo = _world_memo(conn, db, wid)
     pending: dict[str, tuple[int, dict[str, Any]]] = (
         conn.info.get(_PENDING, {}).get((db, wid), {}) if conn.in_transaction() else {}
     )
@@ -284,20 +372,26 @@ def intern_states(
             missing.append(key)
 
     if missing:
-        found = {
-            row[0]: row[1] for row in conn.execute(_LOOKUP_KEYS, {"world_id": wid, "keys": missing})
-        }
+        found = _ids_of_keys(conn, wid, missing)
         new = [key for key in missing if key not in found]
-        if new and conn.in_transaction():
-            conn.info[_DIRTY] = True
+        if new:
+            if conn.in_transaction():
+                conn.info[_DIRTY] = True
+            # A new token in the same transaction: every memo keyed by the old one is dropped
+            # by its process's next call, and a restore brings the old token back with the
+            # registry it stood for.
+            conn.execute(_NEW_TOKEN, {"world_id": wid, "token": fresh_version()})
 
         def register() -> list[str]:
             """Insert the keys still unregistered; those that lost a race for their id."""
             pending = [key for key in new if key not in found]
-            for key in pending:
-                conn.execute(_INSERT, {"world_id": wid, "state_key": key, "state": by_key[key]})
-            rows = conn.execute(_LOOKUP_KEYS, {"world_id": wid, "keys": pending})
-            found.update({row[0]: row[1] for row in rows})
+            for part in _batches(pending):
+                # executemany: each row's INSERT sees the ids the rows before it took.
+                conn.execute(
+                    _INSERT,
+                    [{"world_id": wid, "state_key": key, "state": by_key[key]} for key in part],
+                )
+            found.update(_ids_of_keys(conn, wid, pending))
             # A key still absent lost a race for its id to another state: try the next id.
             return [key for key in pending if key not in found]
 
@@ -312,7 +406,7 @@ def intern_states(
                 ),
             )
         ids.update(found)
-        _remember(conn, db, wid, {key: (found[key], by_key[key]) for key in missing})
+        _remember(conn, db, wid, memo, {key: (found[key], by_key[key]) for key in missing})
 
     return [ids[key] for key in keys]
 
@@ -324,7 +418,7 @@ def lookup_states(
     wid = as_uuid(world_id)
     _hook(conn)
     db = _db_key(conn)
-    memo = _world_memo(db, wid)
+    memo = _world_memo(conn, db, wid)
     pending_by_id = {
         state_id: state
         for state_id, state in (
@@ -341,18 +435,22 @@ def lookup_states(
         else:
             missing.append(raw)
     if missing:
-        rows = conn.execute(_LOOKUP_IDS, {"world_id": wid, "ids": missing}).all()
+        rows = [
+            row
+            for part in _batches(missing)
+            for row in conn.execute(_LOOKUP_IDS, {"world_id": wid, "ids": list(part)})
+        ]
         found: dict[str, tuple[int, dict[str, Any]]] = {}
-        for state_id, state in rows:
-            state_dict = json.loads(state) if isinstance(state, str) else dict(state)
+        for state_id, key in rows:
+            state_dict = json.loads(key)
             result[state_id] = state_dict
-            found[state_key(state_dict)] = (state_id, state_dict)
+            found[key] = (state_id, state_dict)
         unknown = sorted(set(missing) - result.keys())
         if unknown:
             raise NotFoundError(
                 f"block state id(s) {unknown[:10]} are not registered in world {wid}"
             )
-        _remember(conn, db, wid, found)
+        _remember(conn, db, wid, memo, found)
     # Callers get their own dicts, nested values included: mutating one must not change
     # the memo.
     return {state_id: copy.deepcopy(state) for state_id, state in result.items()}

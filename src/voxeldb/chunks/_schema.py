@@ -42,6 +42,7 @@ __all__ = [
     "NAMING_CONVENTION",
     "JSONType",
     "UUIDType",
+    "block_state_tokens_table",
     "block_states_table",
     "metadata",
     "world_chunks_table",
@@ -60,8 +61,12 @@ NAMING_CONVENTION: dict[str, str] = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 """Every voxeldb table lives here (the ORM's ``Base.metadata`` is this object)."""
 
-JSONType: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
-"""JSON everywhere, JSONB on PostgreSQL (indexable with GIN, compact, deduplicated keys)."""
+JSONType: TypeEngine[Any] = JSONB().with_variant(JSON(), "sqlite")
+"""JSONB on PostgreSQL (indexable with GIN, compact, deduplicated keys), JSON on SQLite.
+
+JSONB is the base type so that ORM expressions get its comparator: ``col.contains({...})``
+is ``@>`` (served by the GIN indexes) and ``col["k"].astext`` is ``->>`` on PostgreSQL; the
+DDL is the same as before on both backends."""
 
 
 class UUIDType(TypeDecorator[uuid.UUID]):
@@ -102,7 +107,8 @@ world_chunks_table = Table(
     # Always 0: a chunk is a whole column (the seed addresses chunks by x, y and z).
     Column("chunk_y", Integer, nullable=False, default=0, server_default=text("0")),
     Column("data", LargeBinary, nullable=False),
-    # +1 on every write; a new row starts at a fresh version (never one used before).
+    # A fresh random version on every write (voxeldb._ids.fresh_version): never one used
+    # before, whatever happens to the database.
     Column("version", BigInteger, nullable=False, server_default=text("1")),
     Column("chunk_metadata", JSONType, nullable=True),
     Column("created_at", _timestamp(), nullable=False, server_default=text("CURRENT_TIMESTAMP")),
@@ -131,6 +137,22 @@ block_states_table = Table(
     UniqueConstraint("world_id", "state_key"),
 )
 """The per-world block-state registry: state <-> stable integer id (0 is air, never stored)."""
+
+block_state_tokens_table = Table(
+    "block_state_tokens",
+    metadata,
+    Column(
+        "world_id",
+        UUIDType(),
+        ForeignKey("worlds.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("token", BigInteger, nullable=False),
+)
+"""One random token per world, replaced in the transaction that registers a new block state.
+
+Processes key their memo of the registry by it: a registry restored from a backup comes
+back with the token it had then, so a memo learned later is never taken for it."""
 
 _c = world_chunks_table.c
 CHUNK_KEY_COLUMNS: tuple[str, ...] = (_c.world_id.name, _c.chunk_x.name, _c.chunk_z.name)

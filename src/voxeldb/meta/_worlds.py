@@ -52,9 +52,20 @@ class World(TimestampMixin, Base):
     description: Mapped[str | None] = mapped_column(Text)
     world_settings: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=EMPTY_JSON)
     version: Mapped[int] = mapped_column(BigInteger, default=1, server_default=text("1"))
-    """Bumped whenever the settings change (cached settings are keyed on it)."""
+    """Bumped whenever the settings change, and by every agent activity that evolves the world
+    (``voxeldb.services.run_agent_activity``, ``evolve_story``)."""
     evolution_state: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=EMPTY_JSON)
-    """The AI-driven evolution tracking: what the agents have changed so far, in summary."""
+    """The AI-driven evolution tracking: what the agents have changed so far, in summary.
+
+    Written by ``voxeldb.services`` (docs/playing.md, "World evolution")::
+
+        {"activity_counts": {"<activity_type>": <int>, ...},
+         "total_activities": <int>, "total_impact": <float>,
+         "recent": [{"at": "<ISO 8601 UTC>", "agent": "<agent_name>",
+                     "activity_type": "<type>", "impact": <float>,
+                     "activity_id": "<uuid>", "log_id": "<uuid>"}, ...]}
+
+    ``recent`` holds the newest 20 activities, oldest first."""
     last_evolved_at: Mapped[datetime | None]
     created_by: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
@@ -82,8 +93,9 @@ class World(TimestampMixin, Base):
         return f"World(id={self.id!s}, name={self.name!r})"
 
 
-def _next_chunk_version(current: int | None) -> int:
-    return fresh_version() if current is None else current + 1
+def _next_chunk_version(_current: int | None) -> int:
+    # A fresh random version on every write, like the chunk store's (docs/storage.md).
+    return fresh_version()
 
 
 class WorldChunk(Base):
@@ -107,11 +119,11 @@ class WorldChunk(Base):
 
     world: Mapped[World] = relationship(back_populates="chunks")
 
-    # Every ORM UPDATE is "... WHERE version = <read>" and sets version + 1, the same
+    # Every ORM UPDATE is "... WHERE version = <read>" and sets a new version, the same
     # optimistic concurrency the chunk store uses: a concurrent write is a StaleDataError,
     # never a lost update, and version-tagged caches see the change.
-    # A new row starts at the microsecond clock, not 1, like the chunk store's rows: a chunk
-    # deleted and created again must never repeat a version an old cache entry still holds.
+    # Every write, insert or update, takes a fresh random version like the chunk store's
+    # rows: a version must never repeat (after a delete, a restored backup, ...).
     __mapper_args__ = {  # noqa: RUF012
         "version_id_col": world_chunks_table.c.version,
         "version_id_generator": _next_chunk_version,

@@ -5,6 +5,11 @@ Redis is optional in every sense: the one client factory and circuit breaker
 the database (one warning logged, Redis tried again after ``redis_retry_seconds``, the
 recovery logged). An invalidation that could not reach Redis is retried on the next
 successful contact, and entries expire after ``redis_ttl_seconds`` regardless.
+
+Keys are ``{prefix}:{database tag}:world:{id}:settings`` (``voxeldb._redis.database_namespace``,
+the chunk tier's too): a copied database keeps its world ids, and two databases sharing one
+Redis must not read each other's settings. The database is the one ``voxeldb.meta``'s
+sessions use now (``get_engine()``).
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import time
 import uuid
 from typing import Any
 
-from voxeldb._redis import CircuitBreaker, close_quietly, redis_client
+from voxeldb._redis import CircuitBreaker, close_quietly, database_namespace, redis_client
 from voxeldb._settings import Settings, get_settings
+from voxeldb.meta import get_engine
 
 __all__ = ["LOCAL_TTL_SECONDS", "SettingsCache", "get_cache", "reset_cache"]
 
@@ -33,7 +39,7 @@ class SettingsCache:
         self._prefix = settings.redis_key_prefix
         self._ttl = settings.redis_ttl_seconds
         self._retry = settings.redis_retry_seconds
-        self._local: dict[uuid.UUID, tuple[float, dict[str, Any]]] = {}
+        self._local: dict[str, tuple[float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._pending_deletes: set[str] = set()
         self._redis: Any = None
@@ -54,7 +60,8 @@ class SettingsCache:
         return self._redis is not None
 
     def key(self, world_id: uuid.UUID) -> str:
-        return f"{self._prefix}:world:{world_id}:settings"
+        """The key of a world's settings in the database ``voxeldb.meta`` uses now."""
+        return f"{database_namespace(self._prefix, get_engine().url)}:world:{world_id}:settings"
 
     def _redis_call(self, fn: str, *args: Any, **kwargs: Any) -> Any:
         """Run a Redis command through the breaker; None when Redis failed or is resting.
@@ -87,7 +94,7 @@ class SettingsCache:
                 return None
             return value if isinstance(value, dict) else None
         with self._lock:
-            entry = self._local.get(world_id)
+            entry = self._local.get(self.key(world_id))
         if entry is None or entry[0] < time.monotonic():
             return None
         return copy.deepcopy(entry[1])
@@ -97,13 +104,17 @@ class SettingsCache:
             self._redis_call("set", self.key(world_id), json.dumps(value), ex=self._ttl or None)
             return
         with self._lock:
-            self._local[world_id] = (time.monotonic() + LOCAL_TTL_SECONDS, copy.deepcopy(value))
+            self._local[self.key(world_id)] = (
+                time.monotonic() + LOCAL_TTL_SECONDS,
+                copy.deepcopy(value),
+            )
 
     def invalidate(self, world_id: uuid.UUID) -> None:
+        key = self.key(world_id)
         with self._lock:
-            self._local.pop(world_id, None)
+            self._local.pop(key, None)
         if self._redis is not None:
-            self._redis_call("delete", self.key(world_id))
+            self._redis_call("delete", key)
 
     def close(self) -> None:
         if self._redis is not None:

@@ -11,12 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from voxeldb._retry import retry
+from voxeldb.chunks import INT32_MAX, INT32_MIN, intern_states
 from voxeldb.errors import (
-    ConcurrencyError,
     CoordinateError,
     OutsideWorldError,
     UnknownIdError,
     ValidationError,
+    is_transient,
 )
 from voxeldb.meta import World, WorldChunk
 from voxeldb.services._common import parse_id, session_scope, validated
@@ -31,8 +33,6 @@ __all__ = [
     "update_world_settings",
 ]
 
-_SET_BLOCK_ATTEMPTS = 20
-
 
 def _check_settings(settings: Any) -> dict[str, Any]:
     data = validated(WorldInput, name="x", settings=settings).settings
@@ -44,6 +44,16 @@ def _check_settings(settings: Any) -> dict[str, Any]:
 def _int(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(f"{field} must be an integer, got {value!r}", field=field)
+    return value
+
+
+def _chunk_coord(value: int, field: str, what: str) -> int:
+    if not INT32_MIN <= value <= INT32_MAX:
+        raise OutsideWorldError(
+            f"{field}: {what} {value} is outside the chunk coordinate range "
+            f"[{INT32_MIN}, {INT32_MAX}]",
+            field=field,
+        )
     return value
 
 
@@ -121,6 +131,8 @@ def get_chunk(
     """The chunk at chunk coordinates ``(x, y, z)`` (``y`` is 0: chunks are columns), or None."""
     wid = parse_id(world_id, "world_id")
     cx, cy, cz = _int(x, "x"), _int(y, "y"), _int(z, "z")
+    for value, field in ((cx, "x"), (cy, "y"), (cz, "z")):
+        _chunk_coord(value, field, "chunk coordinate")
     with session_scope(session) as s:
         return s.scalar(
             select(WorldChunk).where(
@@ -143,25 +155,31 @@ def set_block(
 ) -> WorldChunk:
     """Set the block at world coordinates ``(x, y, z)``; a chunk not stored yet is created.
 
-    The chunk row's version goes up by one. Without ``session`` a concurrent write to the
-    same chunk (another process, the chunk store) is retried; with one, it surfaces as
-    SQLAlchemy's ``StaleDataError`` at the caller's flush or commit.
+    The chunk row gets a new version. Without ``session`` the chunk row is locked for the
+    edit (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) and what
+    still conflicts (another writer creating the chunk first, a deadlock, a busy database)
+    is retried by the one retry policy (``voxeldb._retry``), like the chunk store's edits.
+    With a session, a concurrent write surfaces as SQLAlchemy's ``StaleDataError`` at the
+    caller's flush or commit.
     """
     wid = parse_id(world_id, "world_id")
     bx, by, bz = _int(x, "x"), _int(y, "y"), _int(z, "z")
-    cx, cz, lx, lz = bx >> 4, bz >> 4, bx & 15, bz & 15
+    cx = _chunk_coord(bx >> 4, "x", f"block x = {bx} is in chunk")
+    cz = _chunk_coord(bz >> 4, "z", f"block z = {bz} is in chunk")
+    lx, lz = bx & 15, bz & 15
     if session is not None:
-        return _set_block(session, wid, cx, cz, lx, by, lz, block_data)
-    for _attempt in range(_SET_BLOCK_ATTEMPTS):
-        try:
-            with session_scope(None, write=True) as s:
-                chunk = _set_block(s, wid, cx, cz, lx, by, lz, block_data)
-            return chunk
-        except (StaleDataError, IntegrityError):
-            # Another writer changed the chunk (version) or created it first (primary key).
-            continue
-    raise ConcurrencyError(
-        f"set_block: chunk ({cx}, {cz}) kept changing under us ({_SET_BLOCK_ATTEMPTS} tries)"
+        return _set_block(session, wid, cx, cz, lx, by, lz, block_data, lock=False)
+
+    def attempt() -> WorldChunk:
+        with session_scope(None, write=True) as s:
+            return _set_block(s, wid, cx, cz, lx, by, lz, block_data, lock=True)
+
+    return retry(
+        attempt,
+        # Another writer created the chunk first (primary key), changed it (version), or
+        # a deadlock / busy database: the whole transaction is run again.
+        transient=lambda exc: isinstance(exc, StaleDataError | IntegrityError) or is_transient(exc),
+        what=f"set_block in chunk ({cx}, {cz})",
     )
 
 
@@ -174,9 +192,17 @@ def _set_block(
     y: int,
     lz: int,
     block_data: str | dict[str, Any],
+    *,
+    lock: bool,
 ) -> WorldChunk:
     world = _world(s, wid)
-    chunk = s.get(WorldChunk, (wid, cx, cz))
+    try:
+        # The state first (it may take the registry's token row), then the chunk's row:
+        # the chunk store's edits take them in this order too, so the two never deadlock.
+        intern_states(s.connection(), wid, [block_data])
+    except ValidationError as exc:
+        raise ValidationError(f"block_data: {exc}", field="block_data") from None
+    chunk = s.get(WorldChunk, (wid, cx, cz), with_for_update=lock or None)
     if chunk is None:
         chunk = WorldChunk(world=world, world_id=wid, chunk_x=cx, chunk_z=cz, chunk_y=0)
         s.add(chunk)

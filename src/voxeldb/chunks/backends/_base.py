@@ -6,8 +6,8 @@ and writes take an open SQLAlchemy ``Connection``; :meth:`Backend.read_connectio
 (using the backend's :meth:`~Backend.classify`) and transient write conflicts retried by the
 one retry policy (``voxeldb._retry``).
 
-Versions: every row written gets a version no earlier row of that chunk ever had (an update
-adds one; an insert starts at a fresh value), so version-tagged caches stay coherent.
+Versions: every row written gets a fresh random version (``voxeldb._ids.fresh_version``), so
+a version never comes back with other contents and version-tagged caches stay coherent.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def update(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
-        """Replace the data of existing (locked) rows, version + 1; their new versions."""
+        """Replace the data of existing (locked) rows, each with a fresh version; those versions."""
 
     @abc.abstractmethod
     def delete(self, conn: Connection, cx: int, cz: int) -> bool:

@@ -4,9 +4,9 @@ Every statement here goes through the raw psycopg connection underneath the SQLA
 ``Connection`` (same transaction): binary results skip bytea's hex text form (a region
 fetch is 2.6x faster) and no per-row ORM work is done on the hot paths.
 
-Versions: an inserted row starts at ``xid * 1024`` (the inserting transaction's 64-bit id),
-an updated one goes up by one. Transaction ids only grow, so a chunk deleted and stored
-again never repeats a version an old cache entry could still carry (docs/storage.md).
+Versions: every row written (inserted or updated) gets a fresh random version
+(``voxeldb._ids.fresh_version``, passed in with the data), so no version repeats after a
+delete, a ``pg_restore`` or in a copied database (docs/storage.md).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import psycopg.errors
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
+from voxeldb._ids import fresh_versions
 from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
 from voxeldb.chunks._schema import CHUNK_KEY_COLUMNS, CHUNK_WRITE_COLUMNS, world_chunks_table
 from voxeldb.chunks.backends._base import Backend, NewRow
@@ -32,7 +33,6 @@ _T = world_chunks_table.name
 _WRITE = ", ".join(CHUNK_WRITE_COLUMNS)
 _PK = ", ".join(CHUNK_KEY_COLUMNS)
 
-_NEW_VERSION = "pg_current_xact_id()::text::bigint * 1024"
 _ANY_MAX_WIDTH = 512
 """Up to this many x values a rectangle is probed column by column (``chunk_x = ANY``)."""
 
@@ -57,30 +57,30 @@ _EXISTING = (
     "SELECT c.chunk_x, c.chunk_z FROM " + _KEYS + f" JOIN {_T} c "
     "ON c.world_id = %s AND c.chunk_x = k.x AND c.chunk_z = k.z"
 )
-_ROWS = "unnest(%s::int4[], %s::int4[], %b::bytea[]) AS u(x, z, d)"
+_ROWS = "unnest(%s::int4[], %s::int4[], %b::bytea[], %s::int8[]) AS u(x, z, d, v)"
 _UPSERT = (
     f"INSERT INTO {_T} ({_WRITE}) "
-    f"SELECT %s, u.x, u.z, u.d, {_NEW_VERSION} FROM {_ROWS} ORDER BY u.x, u.z "
+    f"SELECT %s, u.x, u.z, u.d, u.v FROM {_ROWS} ORDER BY u.x, u.z "
     f"ON CONFLICT ({_PK}) DO UPDATE SET data = EXCLUDED.data, "
-    f"version = {_T}.version + 1, updated_at = now() "
+    "version = EXCLUDED.version, updated_at = now() "
     "RETURNING chunk_x, chunk_z, version"
 )
-_STAGING = "voxeldb_chunk_staging"
+_STAGING = "voxeldb_chunk_staging_v"
 _UPSERT_STAGED = (
     f"INSERT INTO {_T} ({_WRITE}) "
-    f"SELECT %s, s.chunk_x, s.chunk_z, s.data, {_NEW_VERSION} FROM {_STAGING} s "
+    f"SELECT %s, s.chunk_x, s.chunk_z, s.data, s.version FROM {_STAGING} s "
     "ORDER BY s.chunk_x, s.chunk_z "
     f"ON CONFLICT ({_PK}) DO UPDATE SET data = EXCLUDED.data, "
-    f"version = {_T}.version + 1, updated_at = now()"
+    "version = EXCLUDED.version, updated_at = now()"
 )
 _INSERT_NEW = (
     f"INSERT INTO {_T} ({_WRITE}) "
-    f"SELECT %s, u.x, u.z, u.d, {_NEW_VERSION} FROM {_ROWS} ORDER BY u.x, u.z "
+    f"SELECT %s, u.x, u.z, u.d, u.v FROM {_ROWS} ORDER BY u.x, u.z "
     f"ON CONFLICT ({_PK}) DO NOTHING "
     "RETURNING chunk_x, chunk_z, version"
 )
 _UPDATE = (
-    f"UPDATE {_T} c SET data = u.d, version = c.version + 1, updated_at = now() "
+    f"UPDATE {_T} c SET data = u.d, version = u.v, updated_at = now() "
     f"FROM {_ROWS} WHERE c.world_id = %s AND c.chunk_x = u.x AND c.chunk_z = u.z "
     "RETURNING c.chunk_x, c.chunk_z, c.version"
 )
@@ -94,8 +94,14 @@ def _raw(conn: Connection) -> psycopg.Connection[Any]:
     return raw
 
 
-def _columns(rows: Sequence[NewRow]) -> tuple[list[int], list[int], list[bytes]]:
-    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+def _columns(rows: Sequence[NewRow]) -> tuple[list[int], list[int], list[bytes], list[int]]:
+    """The columns of ``rows`` for ``unnest``, with a fresh version for each row."""
+    return (
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        fresh_versions(len(rows)),
+    )
 
 
 class PostgresBackend(Backend):
@@ -158,9 +164,9 @@ class PostgresBackend(Backend):
         return self.engine.connect()
 
     def upsert(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
-        xs, zs, ds = _columns(rows)
+        xs, zs, ds, vs = _columns(rows)
         with self._cursor(conn) as cur:
-            cur.execute(_UPSERT, (self.world_id, xs, zs, ds))
+            cur.execute(_UPSERT, (self.world_id, xs, zs, ds, vs))
             return {(x, z): v for x, z, v in cur.fetchall()}
 
     def bulk_upsert(self, conn: Connection, rows: Sequence[NewRow]) -> None:
@@ -176,15 +182,11 @@ class PostgresBackend(Backend):
             # New chunks (the world generator's case) go straight into the table by COPY.
             # A concurrent writer may store one of them first: the COPY then fails on the
             # primary key, and the batch falls back to the upsert from its savepoint.
-            cur.execute(f"SELECT {_NEW_VERSION}")
-            row = cur.fetchone()
-            assert row is not None
-            version = int(row[0])
             savepoint = conn.begin_nested()
             try:
                 with cur.copy(_COPY) as copy:
                     copy.set_types(_COPY_TYPES)
-                    for x, z, data in new:
+                    for (x, z, data), version in zip(new, fresh_versions(len(new)), strict=True):
                         copy.write_row((self.world_id, x, z, data, version))
             except psycopg.errors.UniqueViolation:
                 savepoint.rollback()
@@ -204,15 +206,15 @@ class PostgresBackend(Backend):
         # is gone again. Encoded chunks are LZ4 already, so pglz would only burn time.
         _raw(conn).execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} "
-            "(chunk_x int4, chunk_z int4, data bytea) ON COMMIT DELETE ROWS; "
+            "(chunk_x int4, chunk_z int4, data bytea, version int8) ON COMMIT DELETE ROWS; "
             f"ALTER TABLE {_STAGING} ALTER COLUMN data SET STORAGE EXTERNAL"
         )
         with cur.copy(
-            f"COPY {_STAGING} (chunk_x, chunk_z, data) FROM STDIN (FORMAT BINARY)"
+            f"COPY {_STAGING} (chunk_x, chunk_z, data, version) FROM STDIN (FORMAT BINARY)"
         ) as copy:
-            copy.set_types(["int4", "int4", "bytea"])
-            for row in rows:
-                copy.write_row(row)
+            copy.set_types(["int4", "int4", "bytea", "int8"])
+            for (x, z, data), version in zip(rows, fresh_versions(len(rows)), strict=True):
+                copy.write_row((x, z, data, version))
         cur.execute(_UPSERT_STAGED, (self.world_id,))
         cur.execute(f"TRUNCATE {_STAGING}")
 
@@ -222,15 +224,15 @@ class PostgresBackend(Backend):
             return cur.fetchall()
 
     def insert_new(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
-        xs, zs, ds = _columns(rows)
+        xs, zs, ds, vs = _columns(rows)
         with self._cursor(conn) as cur:
-            cur.execute(_INSERT_NEW, (self.world_id, xs, zs, ds))
+            cur.execute(_INSERT_NEW, (self.world_id, xs, zs, ds, vs))
             return {(x, z): v for x, z, v in cur.fetchall()}
 
     def update(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
-        xs, zs, ds = _columns(rows)
+        xs, zs, ds, vs = _columns(rows)
         with self._cursor(conn) as cur:
-            cur.execute(_UPDATE, (xs, zs, ds, self.world_id))
+            cur.execute(_UPDATE, (xs, zs, ds, vs, self.world_id))
             return {(x, z): v for x, z, v in cur.fetchall()}
 
     def delete(self, conn: Connection, cx: int, cz: int) -> bool:
@@ -252,9 +254,26 @@ class PostgresBackend(Backend):
             return "foreign_key"
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
             state = getattr(exc, "sqlstate", None) or ""
-            if not state or state.startswith(_DISCONNECT_STATES):
+            if state:
+                return "disconnect" if state.startswith(_DISCONNECT_STATES) else None
+            # No SQLSTATE: the client failed, which is a lost connection only if the
+            # connection is gone (not, e.g., "number of parameters must be between 0 and
+            # 65535", raised before anything is sent).
+            if _connection_lost(exc):
                 return "disconnect"
         return None
+
+
+_CLIENT_LIMITS = ("number of parameters must be between",)
+"""Messages of errors libpq raises before sending anything (no SQLSTATE, connection fine)."""
+
+
+def _connection_lost(exc: psycopg.Error) -> bool:
+    pgconn = getattr(exc, "pgconn", None)
+    if pgconn is not None:
+        return bool(pgconn.status != psycopg.pq.ConnStatus.OK)
+    message = str(exc)
+    return not any(limit in message for limit in _CLIENT_LIMITS)
 
 
 def _nonempty(rect: Rect) -> bool:

@@ -5,9 +5,9 @@ Statements go through the raw ``sqlite3`` connection underneath the SQLAlchemy
 transactions start with ``BEGIN IMMEDIATE`` (``_engine.py``): the write lock is taken before
 the read of a read-modify-write, so writers are serialized and no edit is lost.
 
-Versions: an inserted row starts at the current time in microseconds, an updated one goes
-up by one. Writers are serialized and each write takes far longer than a microsecond, so a
-chunk deleted and stored again never repeats a version an old cache entry could carry.
+Versions: every row written (inserted or updated) gets a fresh random version
+(``voxeldb._ids.fresh_version``), so no version repeats after a delete, a restored backup
+or a clock that stepped back (docs/storage.md).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from voxeldb._ids import fresh_version
+from voxeldb._ids import fresh_version, fresh_versions
 from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
 from voxeldb.chunks._schema import CHUNK_KEY_COLUMNS, CHUNK_WRITE_COLUMNS, world_chunks_table
 from voxeldb.chunks.backends._base import Backend, NewRow
@@ -38,14 +38,14 @@ _KEYS_PER_STATEMENT = 400
 _UPSERT = (
     f"INSERT INTO {_T} ({_WRITE}) VALUES (?, ?, ?, ?, ?) "
     f"ON CONFLICT ({_PK}) DO UPDATE SET data = excluded.data, "
-    f"version = {_T}.version + 1, updated_at = CURRENT_TIMESTAMP"
+    "version = excluded.version, updated_at = CURRENT_TIMESTAMP"
 )
 _INSERT_NEW = (
     f"INSERT INTO {_T} ({_WRITE}) VALUES (?, ?, ?, ?, ?) "
     f"ON CONFLICT ({_PK}) DO NOTHING RETURNING version"
 )
 _UPDATE = (
-    f"UPDATE {_T} SET data = ?, version = version + 1, updated_at = CURRENT_TIMESTAMP "
+    f"UPDATE {_T} SET data = ?, version = ?, updated_at = CURRENT_TIMESTAMP "
     "WHERE world_id = ? AND chunk_x = ? AND chunk_z = ? RETURNING version"
 )
 
@@ -120,18 +120,20 @@ class SQLiteBackend(Backend):
 
     def upsert(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
         raw = _raw(conn)
-        version = fresh_version()
         written: dict[Key, int] = {}
         for x, z, data in rows:
+            version = fresh_version()
             cur = raw.execute(_UPSERT + " RETURNING version", (self._wid, x, z, data, version))
             written[(x, z)] = int(cur.fetchone()[0])
             cur.close()
         return written
 
     def bulk_upsert(self, conn: Connection, rows: Sequence[NewRow]) -> None:
-        version = fresh_version()
         wid = self._wid
-        _raw(conn).executemany(_UPSERT, [(wid, x, z, data, version) for x, z, data in rows])
+        versions = fresh_versions(len(rows))
+        _raw(conn).executemany(
+            _UPSERT, [(wid, x, z, data, v) for (x, z, data), v in zip(rows, versions, strict=True)]
+        )
 
     def lock(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
         # BEGIN IMMEDIATE already holds the database's write lock.
@@ -139,10 +141,9 @@ class SQLiteBackend(Backend):
 
     def insert_new(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
         raw = _raw(conn)
-        version = fresh_version()
         inserted: dict[Key, int] = {}
         for x, z, data in rows:
-            cur = raw.execute(_INSERT_NEW, (self._wid, x, z, data, version))
+            cur = raw.execute(_INSERT_NEW, (self._wid, x, z, data, fresh_version()))
             row = cur.fetchone()
             cur.close()
             if row is not None:
@@ -153,7 +154,7 @@ class SQLiteBackend(Backend):
         raw = _raw(conn)
         written: dict[Key, int] = {}
         for x, z, data in rows:
-            cur = raw.execute(_UPDATE, (data, self._wid, x, z))
+            cur = raw.execute(_UPDATE, (data, fresh_version(), self._wid, x, z))
             row = cur.fetchone()
             cur.close()
             if row is not None:

@@ -79,12 +79,10 @@ class ChunkLRU:
         cached_version, array = entry
         if cached_version != version:
             self._misses += 1
-            # Versions only grow, so an older entry can never be asked for again: free it.
-            # A newer one is kept, since the asker may merely have read its version just
-            # before a concurrent writer put the new value.
-            if cached_version < version:
-                del self._entries[key]
-                self._bytes -= array.nbytes
+            # Versions are random (not ordered): the entry is freed, and the row the asker
+            # now fetches from the database (its current version) takes its place.
+            del self._entries[key]
+            self._bytes -= array.nbytes
             return None
         self._entries.move_to_end(key)
         self._hits += 1
