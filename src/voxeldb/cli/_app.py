@@ -20,6 +20,7 @@ import typer
 
 from voxeldb.cli._common import CommandGroup, CommandLineError, Options, err, out
 from voxeldb.cli._health import health
+from voxeldb.cli._import import import_app
 from voxeldb.cli._map import map_command
 from voxeldb.cli._migrate import migrate
 from voxeldb.cli._setup import generate, setup
@@ -83,6 +84,7 @@ app.add_typer(snapshot_app, name="snapshot")
 app.command()(migrate)
 app.command()(health)
 app.command("map")(map_command)
+app.add_typer(import_app, name="import")
 
 
 # --- entry point -------------------------------------------------------------------------------

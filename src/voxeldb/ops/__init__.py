@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from voxeldb.ops._health import collect_health
+    from voxeldb.ops._import import ImportProgress, ImportReport, import_world, run_import
     from voxeldb.ops._map import (
         BACKGROUND,
         BLOCK_COLORS,
@@ -59,6 +60,8 @@ __all__ = [
     "MANIFEST",
     "VOID",
     "DatabaseSetup",
+    "ImportProgress",
+    "ImportReport",
     "MapInfo",
     "SampleReport",
     "SnapshotInfo",
@@ -71,11 +74,13 @@ __all__ = [
     "create_world_snapshot",
     "ensure_world",
     "generate_terrain",
+    "import_world",
     "map_frame",
     "read_manifest",
     "render_map",
     "resolve_world",
     "restore_world_snapshot",
+    "run_import",
     "stored_bounds",
     "top_blocks",
     "transfer_database",
@@ -83,6 +88,7 @@ __all__ = [
 
 _HOMES: dict[str, tuple[str, ...]] = {
     "voxeldb.ops._health": ("collect_health",),
+    "voxeldb.ops._import": ("ImportProgress", "ImportReport", "import_world", "run_import"),
     "voxeldb.ops._map": (
         "BACKGROUND",
         "BLOCK_COLORS",

@@ -1,0 +1,271 @@
+"""Minecraft Java (Anvil) worlds: region files in, parsed chunk columns out.
+
+A region file ``r.X.Z.mca`` starts with 1,024 four-byte locations (a three-byte offset in
+4 KiB sectors and a sector count), then 1,024 timestamps. At a chunk's offset: its length
+(four bytes, big-endian, counting the compression byte), the compression type (1 gzip, 2
+zlib, 3 none, 4 LZ4 as lz4-java's ``LZ4BlockOutputStream`` writes it; +128 means the data
+is in an external ``c.X.Z.mcc`` file beside the region file) and the compressed NBT.
+
+The parent reads region files one at a time and hands small batches of still-compressed
+chunks to :func:`parse_batch`, which runs in worker processes: decompress, parse the NBT
+(``nbtlib``), unpack every section's ``block_states`` (1.18+: a palette and indices packed
+in 64-bit longs, at least 4 bits each, never spanning two longs) with numpy.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lz4.block
+import nbtlib  # type: ignore[import-untyped]
+import numpy as np
+
+from voxeldb.ops._import._parsed import AIR_KEY, Column, LocalPalette, plain_json, state_key
+
+__all__ = [
+    "AIR_NAMES",
+    "Slot",
+    "decompress",
+    "parse_batch",
+    "parse_chunk_nbt",
+    "region_files",
+    "region_slots",
+    "section_indices",
+]
+
+AIR_NAMES = frozenset({"minecraft:air"})
+"""Block names that become voxeldb air. ``cave_air`` and ``void_air`` stay states of their own:
+the game tells them apart (docs/importing.md)."""
+
+SECTOR = 4096
+_REGION_NAME = re.compile(r"^r\.(-?\d+)\.(-?\d+)\.mca$")
+_FULL = ("minecraft:full", "full")
+# A chunk whose bytes hold neither pattern cannot have a full Status: no need to parse it.
+_FULL_PATTERNS = tuple(
+    b"\x08\x00\x06Status" + struct.pack(">H", len(s)) + s.encode() for s in _FULL
+)
+_LZ4_MAGIC = b"LZ4Block"
+_LZ4_HEADER = struct.Struct("<Biii")  # token, compressed length, length, checksum
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One chunk of a region file, still compressed (or where its external file is)."""
+
+    region: str
+    cx: int
+    cz: int
+    compression: int
+    payload: bytes | None
+    external: str | None = None
+    problem: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"chunk ({self.cx}, {self.cz}) in {self.region}"
+
+
+def region_files(world: Path) -> list[tuple[Path, int, int]]:
+    """``(path, rx, rz)`` of every ``region/r.X.Z.mca`` of ``world``, in (rz, rx) order."""
+    region = world / "region"
+    if not region.is_dir():
+        raise FileNotFoundError(2, "no region directory (is this a Minecraft world?)", str(region))
+    found = []
+    for path in region.iterdir():
+        match = _REGION_NAME.match(path.name)
+        if match and path.is_file():
+            found.append((path, int(match[1]), int(match[2])))
+    return sorted(found, key=lambda f: (f[2], f[1]))
+
+
+def region_slots(path: Path, rx: int, rz: int) -> list[tuple[int, int, int, int]]:
+    """``(cx, cz, offset, sectors)`` of the chunks a region file's header lists."""
+    with path.open("rb") as f:
+        header = f.read(SECTOR)
+    if len(header) < SECTOR:
+        return []
+    slots = []
+    for i in range(1024):
+        entry = int.from_bytes(header[4 * i : 4 * i + 4], "big")
+        offset, sectors = entry >> 8, entry & 0xFF
+        if offset:
+            slots.append((rx * 32 + (i & 31), rz * 32 + (i >> 5), offset, sectors))
+    return slots
+
+
+def read_slots(path: Path, slots: list[tuple[int, int, int, int]]) -> Iterator[Slot]:
+    """The compressed chunks of ``slots`` (from :func:`region_slots`), read from ``path``."""
+    region = path.name
+    with path.open("rb") as f:
+        size = f.seek(0, 2)
+        for cx, cz, offset, _sectors in slots:
+            start = offset * SECTOR
+            if offset < 2 or start + 5 > size:
+                yield Slot(region, cx, cz, 0, None, problem=f"offset {offset} is outside the file")
+                continue
+            f.seek(start)
+            head = f.read(5)
+            length, compression = int.from_bytes(head[:4], "big"), head[4]
+            if compression & 128:
+                external = path.parent / f"c.{cx}.{cz}.mcc"
+                yield Slot(region, cx, cz, compression & 127, None, external=str(external))
+                continue
+            if length < 1 or start + 4 + length > size:
+                yield Slot(region, cx, cz, compression, None, problem=f"length {length} is wrong")
+                continue
+            yield Slot(region, cx, cz, compression, f.read(length - 1))
+
+
+def _lz4_java(data: bytes) -> bytes:
+    """lz4-java's block stream: ``LZ4Block``, token, lengths and checksum, then the block."""
+    parts: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        if data[pos : pos + 8] != _LZ4_MAGIC:
+            raise ValueError("LZ4 stream without its LZ4Block header")
+        token, compressed, length, _checksum = _LZ4_HEADER.unpack_from(data, pos + 8)
+        pos += 8 + _LZ4_HEADER.size
+        if length == 0:
+            break
+        block = data[pos : pos + compressed]
+        pos += compressed
+        if len(block) != compressed:
+            raise ValueError("LZ4 block is cut short")
+        method = token & 0xF0
+        if method == 0x10:
+            parts.append(block)
+        elif method == 0x20:
+            parts.append(lz4.block.decompress(block, uncompressed_size=length))
+        else:
+            raise ValueError(f"LZ4 block method {method:#x} is unknown")
+    return b"".join(parts)
+
+
+def decompress(compression: int, payload: bytes) -> bytes:
+    """A chunk's NBT bytes from its region-file compression type and payload."""
+    if compression == 2:
+        return zlib.decompress(payload)
+    if compression == 1:
+        return gzip.decompress(payload)
+    if compression == 3:
+        return payload
+    if compression == 4:
+        return _lz4_java(payload)
+    raise ValueError(f"compression type {compression} is not supported")
+
+
+def _block_key(entry: Any) -> str:
+    name = str(entry["Name"])
+    if name in AIR_NAMES:
+        return AIR_KEY
+    state: dict[str, Any] = {"type": name}
+    properties = entry.get("Properties")
+    if properties:
+        for key, value in properties.items():
+            # A property named "type" (slabs, chests) must not replace the block's name.
+            state["type_" if key == "type" else str(key)] = str(value)
+    return state_key(state)
+
+
+def section_indices(palette_size: int, data: Any) -> np.ndarray[Any, np.dtype[np.uint16]]:
+    """The 4,096 palette indices of a section, ``[y, z, x]``, from its packed longs."""
+    bits = max(4, (palette_size - 1).bit_length())
+    per_long = 64 // bits
+    array = np.asarray(data)
+    if array.dtype.kind not in "iu" or array.dtype.itemsize != 8:
+        raise ValueError("block_states data is not a long array")
+    # The file's signed big-endian longs, read as unsigned in native byte order.
+    longs = array.view(array.dtype.str.replace("i", "u")).astype(np.uint64)
+    expected = -(-4096 // per_long)
+    if len(longs) != expected:
+        raise ValueError(
+            f"block_states data has {len(longs)} longs, {expected} expected for "
+            f"{palette_size} states"
+        )
+    shifts = (np.arange(per_long, dtype=np.uint64) * np.uint64(bits))[None, :]
+    mask = np.uint64((1 << bits) - 1)
+    values = ((longs[:, None] >> shifts) & mask).reshape(-1)[:4096]
+    if int(values.max()) >= palette_size:
+        raise ValueError(f"block_states index {int(values.max())} is past its palette")
+    return values.astype(np.uint16).reshape(16, 16, 16)
+
+
+def parse_chunk_nbt(cx: int, cz: int, raw: bytes) -> Column:
+    """A column from a chunk's decompressed NBT (``skipped`` when not fully generated)."""
+    if not any(p in raw for p in _FULL_PATTERNS):
+        return Column(cx, cz, skipped="not_full")
+    root = nbtlib.File.parse(io.BytesIO(raw))
+    if str(root.get("Status", "")) not in _FULL:
+        return Column(cx, cz, skipped="not_full")
+    if "sections" not in root:
+        raise ValueError("no sections (a chunk from before Minecraft 1.18?)")
+    x, z = int(root["xPos"]), int(root["zPos"])
+    if (x, z) != (cx, cz):
+        raise ValueError(f"its data says it is chunk ({x}, {z})")
+    palette = LocalPalette()
+    column = Column(cx, cz)
+    for section in root["sections"]:
+        states = section.get("block_states")
+        if states is None:
+            continue
+        entries = states["palette"]
+        local = np.array([palette.id_of(_block_key(e)) for e in entries], dtype=np.uint16)
+        if not len(local):
+            raise ValueError(f"section {int(section['Y'])} has an empty palette")
+        data = states.get("data")
+        if data is None:
+            if local[0] == 0:
+                continue  # all air
+            indices = np.full((16, 16, 16), local[0], dtype=np.uint16)
+        else:
+            indices = local[section_indices(len(entries), data)]
+            if not indices.any():
+                continue
+        column.sections.append((int(section["Y"]), indices))
+    column.palette = palette.keys
+    metadata: dict[str, Any] = {"source": "anvil"}
+    entities = root.get("block_entities")
+    if entities:
+        metadata["block_entities"] = plain_json(entities)
+    column.metadata = metadata
+    return column
+
+
+def _parse_slot(slot: Slot) -> Column:
+    try:
+        if slot.problem is not None:
+            raise ValueError(slot.problem)
+        payload = slot.payload
+        if slot.external is not None:
+            payload = Path(slot.external).read_bytes()
+        assert payload is not None
+        return parse_chunk_nbt(slot.cx, slot.cz, decompress(slot.compression, payload))
+    except Exception as exc:  # a damaged chunk of any kind: skipped with its name
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        return Column(slot.cx, slot.cz, damaged=f"{slot.name}: {reason}")
+
+
+def parse_batch(slots: list[Slot]) -> list[Column]:
+    """Parse a batch of chunks (runs in a worker process); never raises for bad data."""
+    return [_parse_slot(slot) for slot in slots]
+
+
+def chunk_shape(raw: bytes) -> tuple[int, int] | None:
+    """``(min_y, height)`` a full chunk's NBT implies, or None for a chunk not full."""
+    if not any(p in raw for p in _FULL_PATTERNS):
+        return None
+    root = nbtlib.File.parse(io.BytesIO(raw))
+    if str(root.get("Status", "")) not in _FULL or "sections" not in root:
+        return None
+    min_y = int(root.get("yPos", -4)) * 16
+    tops = [int(s["Y"]) for s in root["sections"] if "block_states" in s]
+    top = max(tops, default=min_y // 16 + 23)
+    return min_y, max(16, (top + 1) * 16 - min_y)

@@ -1,0 +1,133 @@
+"""What a reader hands the writer: one chunk column, parsed, not yet in the world's ids.
+
+Readers run in worker processes, so everything here is plain data that pickles cheaply: a
+column is a local palette of state keys (index 0 is always air) and its non-air sections as
+``(16, 16, 16)`` uint16 arrays of indices into that palette, indexed ``[y, z, x]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_all_start_methods, get_context
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "AIR_KEY",
+    "Column",
+    "LocalPalette",
+    "parallel_map",
+    "plain_json",
+    "state_key",
+    "worker_count",
+]
+
+AIR_KEY = '{"type":"air"}'
+"""The registry's key of voxeldb air (id 0)."""
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+Section = npt.NDArray[np.uint16]
+
+
+def state_key(state: dict[str, Any]) -> str:
+    """The block-state registry's canonical key (``voxeldb.chunks``' ``state_key``)."""
+    return json.dumps(state, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+class LocalPalette:
+    """State keys of one column, numbered in order of first use; 0 is air."""
+
+    __slots__ = ("index", "keys")
+
+    def __init__(self) -> None:
+        self.keys: list[str] = [AIR_KEY]
+        self.index: dict[str, int] = {AIR_KEY: 0}
+
+    def id_of(self, key: str) -> int:
+        found = self.index.get(key)
+        if found is None:
+            found = self.index[key] = len(self.keys)
+            self.keys.append(key)
+        return found
+
+
+@dataclass
+class Column:
+    """One parsed chunk column, or why it is not imported (``damaged``/``skipped``)."""
+
+    cx: int
+    cz: int
+    palette: list[str] = field(default_factory=lambda: [AIR_KEY])
+    sections: list[tuple[int, Section]] = field(default_factory=list)
+    """``(section index, indices)``: blocks ``16 * index`` to ``16 * index + 15`` in y."""
+    metadata: dict[str, Any] | None = None
+    damaged: str | None = None
+    """Why the column cannot be imported (a message naming it)."""
+    skipped: str | None = None
+    """A reason it is not imported that is no damage (``"not_full"``, ``"not_generated"``)."""
+    not_generated: int = 0
+    """MapBlocks of the column left out because Luanti marks them not generated."""
+
+
+def plain_json(value: Any) -> Any:
+    """A parsed NBT value as plain JSON: compounds to dicts, arrays to lists of ints."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return [int(v) for v in value.tolist()]
+    if isinstance(value, list | tuple):
+        return [plain_json(v) for v in value]
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        number = float(value)
+        return number if np.isfinite(number) else None
+    return str(value)
+
+
+def worker_count(requested: int | None) -> int:
+    """How many parser processes: ``requested``, else one per CPU this process may use."""
+    if requested is not None:
+        return max(1, requested)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def parallel_map(
+    fn: Callable[[_T], _R], tasks: Iterable[_T], workers: int, window: int | None = None
+) -> Iterator[_R]:
+    """``map(fn, tasks)`` in order, on ``workers`` processes (in-process for one).
+
+    At most ``window`` tasks are in flight, so memory stays bounded however many tasks
+    there are. Workers are forked where the system can (a script calling the importer at
+    its top level then works; spawned workers would re-run it): they run only the parsers,
+    which touch no lock, connection or thread of the parent.
+    """
+    if workers <= 1:
+        yield from map(fn, tasks)
+        return
+    window = window or 2 * workers + 2
+    method = "fork" if "fork" in get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(workers, mp_context=get_context(method)) as pool:
+        pending: deque[Future[_R]] = deque()
+        for task in tasks:
+            pending.append(pool.submit(fn, task))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

@@ -1,0 +1,196 @@
+"""Parsed columns into a world: ids from the registry, chunks through ``put_many``, metadata.
+
+Batch by batch: the states no column of the import has used before are interned in one
+transaction, the columns become arrays of the world's ids (a numpy lookup per section),
+``ChunkStore.put_many`` writes the batch in one transaction, and a second transaction sets
+the batch's ``chunk_metadata`` (the source and its block entities / node metadata). A chunk
+counts as imported once its metadata is set, so an import stopped between the two is
+resumed correctly: the chunks without metadata are written again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import and_, bindparam, select
+
+from voxeldb.chunks import ChunkStore, intern_states, world_chunks_table
+from voxeldb.ops._import._parsed import AIR_KEY, Column
+
+if TYPE_CHECKING:
+    from voxeldb import Database
+
+__all__ = ["ImportProgress", "ImportReport", "existing_chunks", "write_columns"]
+
+log = logging.getLogger("voxeldb.import")
+
+MAX_MESSAGES = 1000
+"""Damage messages a report keeps (all are counted, and all go to the progress watcher)."""
+
+_wc = world_chunks_table
+_SET_METADATA = (
+    _wc.update()
+    .where(
+        and_(
+            _wc.c.world_id == bindparam("w"),
+            _wc.c.chunk_x == bindparam("x"),
+            _wc.c.chunk_z == bindparam("z"),
+        )
+    )
+    .values(chunk_metadata=bindparam("m"))
+)
+
+
+class ImportProgress(Protocol):
+    """What ``import_world(..., progress=)`` is told (the CLI draws a bar from it)."""
+
+    def started(self, total: int, unit: str) -> None:
+        """``total`` units of work (Anvil: chunks the region files list; Luanti: columns)."""
+
+    def advanced(self, n: int) -> None:
+        """``n`` more units done (imported, kept, skipped or damaged)."""
+
+    def damaged(self, message: str) -> None:
+        """A damaged chunk was skipped; ``message`` names it."""
+
+
+@dataclass
+class ImportReport:
+    """What an import did."""
+
+    world_id: uuid.UUID
+    world_name: str
+    source: str
+    created: bool
+    min_y: int
+    height: int
+    imported: int = 0
+    kept: int = 0
+    """Chunks already imported by an earlier run, left as they are (no ``replace``)."""
+    not_full: int = 0
+    """Anvil chunks whose ``Status`` is not ``minecraft:full``."""
+    not_generated: int = 0
+    """Luanti MapBlocks marked not generated."""
+    damaged: int = 0
+    messages: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def existing_chunks(db: Database, world_id: uuid.UUID) -> set[tuple[int, int]]:
+    """The chunks an earlier import of ``world_id`` finished (their metadata is set)."""
+    query = select(_wc.c.chunk_x, _wc.c.chunk_z).where(
+        _wc.c.world_id == world_id, _wc.c.chunk_metadata.is_not(None)
+    )
+    with db.engine.connect() as conn:
+        return {(x, z) for x, z in conn.execute(query)}
+
+
+class _Ids:
+    """State key -> the world's id, interning new keys a batch at a time."""
+
+    def __init__(self, db: Database, world_id: uuid.UUID) -> None:
+        self.db, self.world_id = db, world_id
+        self.ids: dict[str, int] = {AIR_KEY: 0}
+        self.top = 0
+
+    def intern(self, keys: Iterable[str]) -> None:
+        new = [k for k in dict.fromkeys(keys) if k not in self.ids]
+        if not new:
+            return
+        with self.db.engine.connect() as conn:
+            if self.db.backend == "sqlite":
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                found = intern_states(conn, self.world_id, [json.loads(k) for k in new])
+        self.ids.update(zip(new, found, strict=True))
+        self.top = max(self.top, *found)
+
+    def lut(self, palette: list[str]) -> npt.NDArray[np.uint32]:
+        return np.array([self.ids[k] for k in palette], dtype=np.uint32)
+
+
+def write_columns(
+    db: Database,
+    store: ChunkStore,
+    columns: Iterator[Column],
+    report: ImportReport,
+    progress: ImportProgress | None,
+    *,
+    batch_size: int = 64,
+    advance_per_column: bool = True,
+) -> None:
+    """Write ``columns`` into ``store``'s world, ``batch_size`` per transaction."""
+    ids = _Ids(db, store.world_id)
+    batch: list[Column] = []
+    for column in columns:
+        if column.damaged is not None:
+            _damaged(report, progress, column.damaged)
+        elif column.skipped is not None:
+            if column.skipped == "not_full":
+                report.not_full += 1
+            report.not_generated += column.not_generated
+        else:
+            report.not_generated += column.not_generated
+            batch.append(column)
+        if len(batch) >= batch_size:
+            _flush(ids, store, batch, report, progress)
+            batch = []
+        if progress is not None and advance_per_column:
+            progress.advanced(1)
+    if batch:
+        _flush(ids, store, batch, report, progress)
+
+
+def _damaged(report: ImportReport, progress: ImportProgress | None, message: str) -> None:
+    report.damaged += 1
+    if len(report.messages) < MAX_MESSAGES:
+        report.messages.append(message)
+    log.warning("skipped damaged %s", message)
+    if progress is not None:
+        progress.damaged(message)
+
+
+def _flush(
+    ids: _Ids,
+    store: ChunkStore,
+    batch: list[Column],
+    report: ImportReport,
+    progress: ImportProgress | None,
+) -> None:
+    ids.intern(k for column in batch for k in column.palette)
+    dtype = np.uint16 if ids.top <= np.iinfo(np.uint16).max else np.uint32
+    height, min_y = store.height, store.min_y
+    items: list[tuple[int, int, Any]] = []
+    metadata: list[dict[str, Any]] = []
+    for column in batch:
+        blocks = np.zeros((height, 16, 16), dtype=dtype)
+        lut = ids.lut(column.palette).astype(dtype)
+        bad = None
+        for section_y, indices in column.sections:
+            y0 = section_y * 16 - min_y
+            if y0 < 0 or y0 + 16 > height:
+                bad = (
+                    f"chunk ({column.cx}, {column.cz}): blocks at y {section_y * 16} to "
+                    f"{section_y * 16 + 15} are outside the world (y {min_y} to "
+                    f"{min_y + height - 1})"
+                )
+                break
+            blocks[y0 : y0 + 16] = lut[indices]
+        if bad is not None:
+            _damaged(report, progress, bad)
+            continue
+        items.append((column.cx, column.cz, blocks))
+        metadata.append({"w": store.world_id, "x": column.cx, "z": column.cz, "m": column.metadata})
+    if not items:
+        return
+    store.put_many(items)
+    with store.engine.begin() as conn:
+        conn.execute(_SET_METADATA, metadata)
+    report.imported += len(items)
