@@ -109,8 +109,11 @@ def test_snapshot_restores_byte_identical_on_the_other_backend(
                     wt = World.__table__
                     created_by = conn.execute(select(wt.c.created_by)).scalar_one()
                 assert sorted(r[0] for r in rows) == ["alice", "bob"]
-                # Password hashes never travel: restored users are locked (a valid bcrypt hash).
-                assert all(r[1].startswith("$2") and r[1] not in ("x" * 60, "y" * 60) for r in rows)
+                # Password hashes never travel: restored users get an unusable marker (no
+                # bcrypt hash: no password matches it) and must be given a password.
+                assert all(r[1].startswith("!restored:") for r in rows)
+                assert len({r[1] for r in rows}) == 2
+                assert not any(User(password_hash=r[1]).check_password("x" * 12) for r in rows)
                 assert choice_chars[0][1] is not None and choice_chars[1][1] is None
                 assert created_by == built.user_ids[0]
 

@@ -135,6 +135,7 @@ class DatabaseSetup:
         *,
         new_id: bool = False,
         name: str | None = None,
+        match_users_by_email: bool = False,
         progress: Callable[[int, int], None] | None = None,
     ) -> uuid.UUID:
         """Restore a snapshot (from either backend) into this database; returns the world id.
@@ -142,10 +143,21 @@ class DatabaseSetup:
         The world keeps its id unless ``new_id``; restoring over an existing world id or name
         is a :class:`~voxeldb.errors.SnapshotError` (pass ``new_id=True`` and/or ``name=``).
         Chunks come back byte-identical. The schema is created when missing.
+
+        Users the snapshot creates have no usable password (set one to let them log in). A
+        file user whose e-mail belongs to another user here is refused unless
+        ``match_users_by_email`` (then that user gets the file user's characters); one whose
+        username is taken gets a fresh one (``alice-2``). docs/operations.md has the rules.
         """
         from voxeldb.meta import Base
 
         self.create_tables()
         return _snapshot.restore_world_snapshot(
-            self.engine, Base.metadata, path, new_id=new_id, name=name, progress=progress
+            self.engine,
+            Base.metadata,
+            path,
+            new_id=new_id,
+            name=name,
+            match_users_by_email=match_users_by_email,
+            progress=progress,
         )

@@ -4,6 +4,10 @@ On PostgreSQL the read runs at REPEATABLE READ, so every table comes from the sa
 while the game keeps writing. The file is written under a temporary name in the target
 directory, fsynced and renamed: a crash leaves either the complete snapshot or none. Chunks
 are copied as stored (the codec's bytes), never decoded.
+
+A process killed while writing (``kill -9``, a power cut) cannot remove its temporary file,
+so the name carries the writer's pid (``.<target>.voxeldb-<pid>-<random>.tmp``) and every
+create first removes, in its target directory, such files whose process is gone.
 """
 
 from __future__ import annotations
@@ -47,10 +51,12 @@ from voxeldb.ops._snapshot._rows import (
     plan_tables,
 )
 
-__all__ = ["SnapshotInfo", "create_world_snapshot"]
+__all__ = ["SnapshotInfo", "create_world_snapshot", "remove_stale_temp_files"]
 
 _IN_LIST = 500
 """Values per ``IN (...)`` when reading the reference rows."""
+_TEMP = re.compile(r"^\..+\.voxeldb-([0-9]+)-[A-Za-z0-9_]+\.tmp$")
+"""A temporary snapshot file of ours, and the pid of the process that writes it."""
 
 
 @dataclass
@@ -77,6 +83,40 @@ def _alembic_revision(conn: Connection) -> str | None:
     except Exception:
         return None
     return None if row is None else str(row[0])
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a process we could have been: leave the file alone
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, another user's (PermissionError), or cannot tell
+    return True
+
+
+def remove_stale_temp_files(directory: Path) -> list[Path]:
+    """Remove the temporary files of snapshot writers in ``directory`` whose process is gone;
+    returns them. Files of live processes, and files not named as ours, are left alone."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP.match(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False):
+            continue
+        if _process_alive(int(match.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -126,8 +166,9 @@ def create_world_snapshot(
             rows_by_table.update(_collect_references(conn, plan, rows_by_table))
             revision = _alembic_revision(conn)
 
+            remove_stale_temp_files(target.parent)
             fd, tmp_name = tempfile.mkstemp(
-                prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+                prefix=f".{target.name}.voxeldb-{os.getpid()}-", suffix=".tmp", dir=target.parent
             )
             tmp = Path(tmp_name)
             try:

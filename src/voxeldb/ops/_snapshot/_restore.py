@@ -1,27 +1,46 @@
 """Restoring a world snapshot: one transaction, every member checked, fresh chunk versions.
 
-Reference rows (users, agents) that exist on the target already (same id, or the same value
-of a unique column such as ``username``) are used as they are; a user created by a restore
-gets an unusable password hash. Restored chunks get a fresh ``version``
-(``voxeldb._ids.fresh_version``), not the one in the file: the world may have been edited
-after the snapshot and deleted since, and caches may still hold those later versions with
-other contents. A fresh version is past all of them, so no cache needs clearing.
+A snapshot may come from anywhere, so nothing in it is trusted:
+
+- Members are read as streams, bounded (``_archive``); every chunk is decoded, and must have
+  the world's height, before the transaction commits.
+- Users: password hashes and login history in the file are ignored; a user created by a
+  restore gets an unusable password marker (``_rows.unusable_password_hash``) and must be
+  given a password. A file user with the id of a user on the target is that user. Otherwise
+  a file user whose e-mail (in any case) belongs to an existing user is refused, unless the
+  caller opts in with ``match_users_by_email`` (then the existing user gets the world's
+  characters); a file user whose username (in any case) is taken gets a fresh one
+  (``alice-2``).
+- Other reference rows (agents) that exist on the target already (same id, or the same value
+  of a unique column such as ``agent_name``) are used as they are.
+
+Restored chunks get a fresh ``version`` (``voxeldb._ids.fresh_version``), not the one in the
+file: the world may have been edited after the snapshot and deleted since, and caches may
+still hold those later versions with other contents. A fresh version is past all of them, so
+no cache needs clearing.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, MetaData, Table, and_, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Column, Connection, Engine, MetaData, Table, and_, func, insert, select
+from sqlalchemy.exc import DataError, IntegrityError
 
 from voxeldb._ids import fresh_version
-from voxeldb.errors import SnapshotError
-from voxeldb.ops._snapshot._archive import BATCH, CHUNKS_MEMBER, SnapshotReader
+from voxeldb.chunks import MAX_HEIGHT, decode_chunk, world_shape
+from voxeldb.errors import ChunkFormatError, SnapshotError
+from voxeldb.ops._snapshot._archive import (
+    BATCH,
+    BATCH_BYTES,
+    CHUNKS_MEMBER,
+    SnapshotReader,
+    TableMember,
+)
 from voxeldb.ops._snapshot._rows import REDACTED, Plan, from_json, plan_tables, python_type
 
 __all__ = ["restore_world_snapshot"]
@@ -32,8 +51,8 @@ def _existing_match(
 ) -> Mapping[str, Any] | None:
     """The row of ``table`` on the target that is the same object as ``values``, if any.
 
-    The primary key first, then each unique column or unique constraint (a user with the same
-    username is the same player).
+    The primary key first, then each unique column or unique constraint (an agent with the
+    same ``agent_name`` is the same agent). Users are matched by :func:`_place_user`.
     """
     pk = list(table.primary_key.columns)
     row = conn.execute(select(table).where(and_(*(c == values[c.name] for c in pk)))).first()
@@ -56,6 +75,48 @@ def _existing_match(
     return None
 
 
+def _text_field(values: Mapping[str, Any], column: str) -> str:
+    value = values.get(column)
+    if not isinstance(value, str) or not value.strip():
+        raise SnapshotError(f"a user of the snapshot has no valid {column} ({value!r:.60})")
+    return value
+
+
+def _place_user(
+    conn: Connection, users: Table, values: dict[str, Any], *, match_users_by_email: bool
+) -> Any | None:
+    """The id of the existing user a file user is, or None after giving ``values`` a free
+    username (the caller inserts it). Usernames and e-mails compare whatever their case."""
+    row = conn.execute(select(users.c.id).where(users.c.id == values["id"])).first()
+    if row is not None:
+        return row[0]
+    username, email = _text_field(values, "username"), _text_field(values, "email")
+    owner = conn.execute(
+        select(users.c.id, users.c.username).where(func.lower(users.c.email) == email.lower())
+    ).first()
+    if owner is not None:
+        if match_users_by_email:
+            return owner[0]
+        raise SnapshotError(
+            f"user {username!r} of the snapshot has the e-mail {email!r} of the existing user "
+            f"{owner[1]!r} (another account): restore with match_users_by_email=True "
+            "(--match-users-by-email) to give that user the snapshot's characters"
+        )
+    limit = getattr(users.c.username.type, "length", None) or 50
+    candidate, n = username, 1
+    while (
+        conn.execute(
+            select(users.c.id).where(func.lower(users.c.username) == candidate.lower())
+        ).first()
+        is not None
+    ):
+        n += 1
+        suffix = f"-{n}"
+        candidate = username[: limit - len(suffix)] + suffix
+    values["username"] = candidate
+    return None
+
+
 def restore_world_snapshot(
     engine: Engine,
     metadata: MetaData,
@@ -63,6 +124,7 @@ def restore_world_snapshot(
     *,
     new_id: bool = False,
     name: str | None = None,
+    match_users_by_email: bool = False,
     progress: Callable[[int, int], None] | None = None,
     restored_keys: list[tuple[int, int]] | None = None,
 ) -> uuid.UUID:
@@ -70,71 +132,123 @@ def restore_world_snapshot(
 
     All or nothing: one transaction. ``progress(done, total)`` is called as chunks are written;
     the ``(cx, cz)`` of every restored chunk is appended to ``restored_keys`` if given.
+    ``match_users_by_email``: a file user whose e-mail belongs to an existing user is that
+    user (default: refused).
     """
     plan = plan_tables(metadata)
     if name is not None and not name.strip():
         raise SnapshotError("the new world name is empty")
     with SnapshotReader(Path(path)) as snap:
         manifest = snap.manifest
-        old_world_id = uuid.UUID(str(manifest["world"]["id"]))
-        total_chunks = int(manifest.get("counts", {}).get("world_chunks", 0))
-        tables: dict[str, dict[str, Any]] = {}
-        for entry in manifest["tables"]:
-            tables[entry["table"]] = snap.table(entry["table"])
-            tables[entry["table"]]["role"] = entry["role"]
-        unknown = sorted(set(tables) - set(metadata.tables))
+        old_world_id = uuid.UUID(manifest["world"]["id"])
+        total_chunks: int = manifest["counts"]["world_chunks"]
+        roles = {entry["table"]: entry["role"] for entry in manifest["tables"]}
+        unknown = sorted(set(roles) - set(metadata.tables))
         if unknown:
             raise SnapshotError(
                 f"snapshot {snap.path} has table(s) {', '.join(unknown)} that this database "
                 "schema does not know (made by a newer voxeldb?)"
             )
-        for tname, payload in tables.items():
-            extra = sorted(set(payload["columns"]) - set(metadata.tables[tname].columns.keys()))
+        for tname in roles:
+            member = snap.table(tname)
+            member.close()
+            table = metadata.tables[tname]
+            extra = sorted(set(member.columns) - set(table.columns.keys()))
             if extra:
                 raise SnapshotError(
                     f"snapshot {snap.path}: table {tname} has column(s) {', '.join(extra)} that "
                     "this database schema does not know (made by a newer voxeldb?)"
                 )
-        world_rows = tables.get("worlds", {}).get("rows", [])
-        if len(world_rows) != 1:
-            raise snap.fail(f"tables/worlds.json holds {len(world_rows)} rows, expected 1")
+            missing = [c.name for c in table.primary_key.columns if c.name not in member.columns]
+            if missing:
+                raise snap.fail(f"table {tname} has no column {', '.join(missing)}")
+        if manifest["counts"]["worlds"] != 1:
+            raise snap.fail(
+                f"tables/worlds.json holds {manifest['counts']['worlds']} rows, expected 1"
+            )
 
         try:
             with engine.connect() as conn:
                 if engine.dialect.name == "sqlite":
                     conn = conn.execution_options(sqlite_begin="IMMEDIATE")
                 with conn.begin():
-                    world_id = _restore_rows(
-                        conn, metadata, plan, tables, old_world_id, new_id=new_id, name=name
+                    world_id, height = _restore_rows(
+                        conn,
+                        metadata,
+                        plan,
+                        snap,
+                        set(roles),
+                        old_world_id,
+                        new_id=new_id,
+                        name=name,
+                        match_users_by_email=match_users_by_email,
                     )
                     keys = _restore_chunks(
-                        conn, plan.chunks, snap, world_id, total_chunks, progress=progress
+                        conn, plan.chunks, snap, world_id, height, total_chunks, progress=progress
                     )
         except IntegrityError as exc:
             raise SnapshotError(
                 f"cannot restore {snap.path}: rows of the snapshot conflict with rows on the "
-                f"target ({str(exc.orig).splitlines()[0] if exc.orig else exc}); restore with "
-                "new_id=True (--new-id) to make a copy with new ids"
+                f"target ({_first_line(exc)}); restore with new_id=True (--new-id) to make a "
+                "copy with new ids"
+            ) from None
+        except DataError as exc:
+            raise SnapshotError(
+                f"cannot restore {snap.path}: the database refuses a value of the snapshot "
+                f"({_first_line(exc)})"
             ) from None
     if restored_keys is not None:
         restored_keys.extend(keys)
     return world_id
 
 
+def _first_line(exc: IntegrityError | DataError) -> str:
+    return (str(exc.orig) if exc.orig else str(exc)).splitlines()[0][:300]
+
+
+def _world_height(settings: object) -> int:
+    if settings is not None and not isinstance(settings, dict):
+        raise SnapshotError("the world's settings in the snapshot are not an object")
+    try:
+        height, _ = world_shape(settings)
+    except (TypeError, ValueError):
+        raise SnapshotError("the world's height in the snapshot is not an integer") from None
+    if not 0 < height <= MAX_HEIGHT or height % 16:
+        raise SnapshotError(
+            f"the world's height in the snapshot ({height}) is not a positive multiple of 16 "
+            f"up to {MAX_HEIGHT}"
+        )
+    return height
+
+
 def _restore_rows(
     conn: Connection,
     metadata: MetaData,
     plan: Plan,
-    tables: dict[str, dict[str, Any]],
+    snap: SnapshotReader,
+    present: set[str],
     old_world_id: uuid.UUID,
     *,
     new_id: bool,
     name: str | None,
-) -> uuid.UUID:
+    match_users_by_email: bool,
+) -> tuple[uuid.UUID, int]:
+    """Insert every row of the snapshot, table by table, streamed; the world's id and height."""
+
+    def convert(table: Table, member: TableMember) -> Iterator[dict[str, Any]]:
+        cols = [table.c[c] for c in member.columns]
+        for raw in member.rows():
+            try:
+                yield {c.name: from_json(v, c) for c, v in zip(cols, raw, strict=True)}
+            except (ValueError, TypeError) as exc:
+                raise SnapshotError(f"a value of table {table.name} is malformed: {exc}") from None
+
     worlds = metadata.tables["worlds"]
-    wpayload = tables["worlds"]
-    world_values = dict(zip(wpayload["columns"], wpayload["rows"][0], strict=True))
-    world_name = name if name is not None else str(world_values["name"])
+    (world_values,) = list(convert(worlds, snap.table("worlds")))  # counted: exactly one
+    if world_values.get("id") != old_world_id:
+        raise snap.fail("tables/worlds.json holds another world than the manifest names")
+    height = _world_height(world_values.get("world_settings"))
+    world_name = name if name is not None else str(world_values.get("name"))
     limit = getattr(worlds.c.name.type, "length", None)
     if limit is not None and len(world_name) > limit:
         raise SnapshotError(f"world name {world_name[:40]!r}... is longer than {limit} characters")
@@ -159,18 +273,6 @@ def _restore_rows(
     # (table, column) -> {old value: new value}; only primary-key columns are ever remapped.
     remap: dict[tuple[str, str], dict[Any, Any]] = {}
 
-    def convert(table: Table, payload: dict[str, Any]) -> list[dict[str, Any]]:
-        cols = [table.c[c] for c in payload["columns"]]
-        out = []
-        for raw in payload["rows"]:
-            if len(raw) != len(cols):
-                raise SnapshotError(f"a row of table {table.name} has the wrong number of values")
-            try:
-                out.append({c.name: from_json(v, c) for c, v in zip(cols, raw, strict=True)})
-            except (ValueError, TypeError) as exc:
-                raise SnapshotError(f"a value of table {table.name} is malformed: {exc}") from None
-        return out
-
     def apply_fks(table: Table, values: dict[str, Any]) -> None:
         for fk in table.foreign_keys:
             col = fk.parent.name
@@ -178,48 +280,59 @@ def _restore_rows(
             if mapping is not None and values.get(col) in mapping:
                 values[col] = mapping[values[col]]
 
+    def redact(table: Table, values: dict[str, Any]) -> None:
+        # Never taken from the file, whatever it holds: a planted hash would be a password.
+        for col, factory in REDACTED.get(table.name, {}).items():
+            values.pop(col, None)
+            if factory is not None:
+                values[col] = factory()
+
     for ref in plan.references:
-        payload = tables.get(ref.name)
-        if payload is None:
+        if ref.name not in present:
             continue
         pk = list(ref.primary_key.columns)
-        for values in convert(ref, payload):
+        for values in convert(ref, snap.table(ref.name)):
             apply_fks(ref, values)
-            match = _existing_match(conn, ref, values)
-            if match is not None:
+            if ref.name == "users":
+                match_id = _place_user(conn, ref, values, match_users_by_email=match_users_by_email)
+            else:
+                match = _existing_match(conn, ref, values)
+                match_id = None if match is None else match[pk[0].name]
+            if match_id is not None:
                 if len(pk) == 1:
-                    remap.setdefault((ref.name, pk[0].name), {})[values[pk[0].name]] = match[
-                        pk[0].name
-                    ]
+                    remap.setdefault((ref.name, pk[0].name), {})[values[pk[0].name]] = match_id
                 continue
-            for col, factory in REDACTED.get(ref.name, {}).items():
-                if factory is not None:
-                    values.setdefault(col, factory())
+            redact(ref, values)
             conn.execute(insert(ref), [values])
 
     for table in plan.owned:
-        payload = tables.get(table.name)
-        if payload is None:
+        if table.name not in present:
             continue
-        rows = convert(table, payload)
         pk = list(table.primary_key.columns)
         own_ids = len(pk) == 1 and python_type(pk[0]) is uuid.UUID
-        if table.name == "worlds":
-            for values in rows:
-                values["name"] = world_name
-                if new_id:
-                    remap[("worlds", "id")] = {values["id"]: uuid.uuid4()}
-        elif new_id and own_ids:
-            remap[(table.name, pk[0].name)] = {v[pk[0].name]: uuid.uuid4() for v in rows}
+        mapping: dict[Any, Any] | None = None
+        if table.name == "worlds" or (new_id and own_ids):
+            mapping = remap.setdefault((table.name, pk[0].name), {})
+        rows = [world_values] if table.name == "worlds" else convert(table, snap.table(table.name))
+        batch: list[dict[str, Any]] = []
         for values in rows:
-            if table.name == "worlds" or (new_id and own_ids):
-                mapping = remap.get((table.name, pk[0].name), {})
-                values[pk[0].name] = mapping.get(values[pk[0].name], values[pk[0].name])
+            if table.name == "worlds":
+                values["name"] = world_name
+            if mapping is not None:
+                old = values[pk[0].name]
+                if table.name != "worlds" or new_id:
+                    mapping[old] = uuid.uuid4()
+                values[pk[0].name] = mapping.get(old, old)
             apply_fks(table, values)
-        for i in range(0, len(rows), BATCH):
-            conn.execute(insert(table), rows[i : i + BATCH])
+            redact(table, values)
+            batch.append(values)
+            if len(batch) >= BATCH:
+                conn.execute(insert(table), batch)
+                batch = []
+        if batch:
+            conn.execute(insert(table), batch)
 
-    return remap.get(("worlds", "id"), {}).get(old_world_id, old_world_id)  # type: ignore[no-any-return]
+    return remap.get(("worlds", "id"), {}).get(old_world_id, old_world_id), height
 
 
 def _restore_chunks(
@@ -227,16 +340,25 @@ def _restore_chunks(
     chunks: Table,
     snap: SnapshotReader,
     world_id: uuid.UUID,
+    height: int,
     total: int,
     *,
     progress: Callable[[int, int], None] | None,
 ) -> list[tuple[int, int]]:
     batch: list[dict[str, Any]] = []
+    batch_bytes = 0
     keys: list[tuple[int, int]] = []
     done = 0
     stmt = insert(chunks)
     version = fresh_version()
-    for cx, cz, _stored_version, data, meta in snap.chunk_records():
+    for cx, cz, _stored_version, data, meta in snap.chunk_records(height):
+        # The file's checksums only say the bytes are the ones written: decode them.
+        try:
+            shape = decode_chunk(data).shape
+        except (ChunkFormatError, ValueError) as exc:
+            raise snap.fail(f"chunk ({cx}, {cz}) does not decode: {exc}") from None
+        if shape != (height, 16, 16):
+            raise snap.fail(f"chunk ({cx}, {cz}) is {shape[0]} blocks high, the world {height}")
         keys.append((cx, cz))
         batch.append(
             {
@@ -249,10 +371,11 @@ def _restore_chunks(
                 "chunk_metadata": meta,
             }
         )
-        if len(batch) >= BATCH:
+        batch_bytes += len(data)
+        if len(batch) >= BATCH or batch_bytes >= BATCH_BYTES:
             conn.execute(stmt, batch)
             done += len(batch)
-            batch = []
+            batch, batch_bytes = [], 0
             if progress is not None:
                 progress(done, total)
     if batch:

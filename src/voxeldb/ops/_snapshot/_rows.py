@@ -25,6 +25,7 @@ from voxeldb.errors import SnapshotError
 
 __all__ = [
     "REDACTED",
+    "UNUSABLE_PASSWORD_PREFIX",
     "Plan",
     "criterion",
     "from_json",
@@ -32,25 +33,31 @@ __all__ = [
     "owned_fks",
     "plan_tables",
     "python_type",
+    "unusable_password_hash",
 ]
 
-# Columns that never leave the database. On restore they get the value the factory makes,
-# or the database default (None): a restored user is locked and has no login history.
+UNUSABLE_PASSWORD_PREFIX = "!restored:"
+"""How the password marker of a user created by a restore begins."""
+
+
+def unusable_password_hash() -> str:
+    """A password marker no password matches: it is no bcrypt hash, so checking a password
+    against it answers False after one bcrypt at the configured cost (the stand-in hash,
+    docs/security.md), and only setting a password lets the user log in."""
+    return UNUSABLE_PASSWORD_PREFIX + secrets.token_hex(16)
+
+
+# Columns that never leave the database, and are never taken from a file: on restore they
+# get the value the factory makes, or the database default (None), whatever the file holds.
+# A restored user has no usable password and no login history.
 REDACTED: dict[str, dict[str, Callable[[], Any] | None]] = {
     "users": {
-        "password_hash": lambda: _locked_password_hash(),
+        "password_hash": unusable_password_hash,
         "password_changed_at": None,
         "last_login_at": None,
         "auth_epoch": None,
     },
 }
-
-
-def _locked_password_hash() -> str:
-    """A valid bcrypt hash of a random secret nobody knows: the account cannot log in."""
-    import bcrypt
-
-    return bcrypt.hashpw(secrets.token_urlsafe(32).encode(), bcrypt.gensalt(rounds=4)).decode()
 
 
 @dataclass(frozen=True)
