@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -16,7 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from voxeldb._settings import Settings, get_settings
 from voxeldb.errors import ConfigurationError
 
-__all__ = ["install_slow_query_log", "make_engine", "normalize_url"]
+__all__ = ["install_slow_query_log", "make_engine", "normalize_url", "require_database_file"]
 
 slow_log = logging.getLogger("voxeldb.slow_query")
 
@@ -35,6 +36,26 @@ def normalize_url(url: str | URL) -> URL:
             "voxeldb runs on PostgreSQL (postgresql+psycopg://...) or SQLite (sqlite:///file)"
         )
     return parsed
+
+
+def require_database_file(url: str | URL) -> None:
+    """Refuse a SQLite URL whose file does not exist: connecting would create an empty one.
+
+    For the commands that need an existing database (a typo in the URL must not leave an
+    empty file behind); PostgreSQL URLs, in-memory and ``file:`` URI databases pass.
+    """
+    parsed = normalize_url(url)
+    database = parsed.database or ""
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and database not in ("", ":memory:")
+        and not database.startswith("file:")
+        and not Path(database).expanduser().exists()
+    ):
+        raise ConfigurationError(
+            f"SQLite file {database} does not exist (a typo in the database URL? "
+            "`voxeldb setup` or `voxeldb generate` create a database)"
+        )
 
 
 def make_engine(url: str | URL | None = None, settings: Settings | None = None) -> Engine:

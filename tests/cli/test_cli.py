@@ -231,6 +231,7 @@ def test_health_of_an_unreachable_or_empty_database_exits_1(tmp_path: Path) -> N
     # The driver's message, not SQLAlchemy's wrapper with its "Background on this error" link.
     assert "Connection refused" in report["database"]["error"]
     assert "sqlalche.me" not in report["database"]["error"]
+    (tmp_path / "empty.sqlite3").touch()  # an empty file is an empty SQLite database
     empty = voxeldb_cmd("health", url=f"sqlite:///{tmp_path}/empty.sqlite3")
     assert empty.returncode == 1
     assert "UNHEALTHY" in empty.stdout and "schema is missing" in empty.stdout

@@ -19,18 +19,23 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from voxeldb import Database
+    from voxeldb.services import WorldRef
 
 __all__ = [
     "CommandGroup",
     "CommandLineError",
     "Options",
     "WorldArg",
+    "close_world_names",
     "err",
+    "find_world",
     "make_progress",
+    "note_similar_worlds",
     "open_db",
     "options",
     "out",
     "progress_bar",
+    "require_database",
 ]
 
 out = Console(highlight=False, soft_wrap=True)
@@ -72,7 +77,8 @@ class CommandGroup(TyperGroup):
     """The ``voxeldb`` command and its sub-groups: help without ``<bool>`` on flags.
 
     Given as ``typer.Typer(cls=CommandGroup)``; every command it hands out (to run or to show
-    its help) is fixed on the way, so a new ``app.command()`` needs nothing more.
+    its help) is fixed on the way, so a new ``app.command()`` or ``app.add_typer()`` needs
+    nothing more: a sub-group made without ``cls=CommandGroup`` becomes one.
     """
 
     def get_params(self, ctx: Any) -> list[Any]:
@@ -80,6 +86,8 @@ class CommandGroup(TyperGroup):
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         command = super().get_command(ctx, cmd_name)
+        if type(command) is TyperGroup:
+            command.__class__ = CommandGroup  # adds behaviour only, no state
         if command is not None:
             _plain_flags(command.get_params(ctx))
         return command
@@ -98,17 +106,90 @@ def options(ctx: typer.Context) -> Options:
     return root.obj
 
 
+def require_database(ctx: typer.Context) -> None:
+    """Refuse a SQLite database file that does not exist, before anything creates it.
+
+    Only ``setup`` and ``generate`` may create a database: for every other command a typo in
+    the URL is one line, exit 2, and no empty file left behind.
+    """
+    from voxeldb._engine import require_database_file
+    from voxeldb._settings import get_settings
+
+    require_database_file(options(ctx).database_url or get_settings().database_url)
+
+
 @contextlib.contextmanager
-def open_db(ctx: typer.Context) -> Iterator[Database]:
-    """``voxeldb.connect`` with the global options (else DATABASE_URL / REDIS_URL)."""
+def open_db(ctx: typer.Context, *, may_create: bool = False) -> Iterator[Database]:
+    """``voxeldb.connect`` with the global options (else DATABASE_URL / REDIS_URL).
+
+    Unless ``may_create``, a SQLite file that does not exist is refused (see
+    :func:`require_database`).
+    """
     import voxeldb
 
+    if not may_create:
+        require_database(ctx)
     opts = options(ctx)
     db = voxeldb.connect(opts.database_url, cache=opts.redis_url)
     try:
         yield db
     finally:
         db.close()
+
+
+def close_world_names(db: Database, ref: str, *, limit: int = 3) -> list[str]:
+    """Names of worlds close to ``ref``: the same but for case first, then difflib's matches.
+
+    World names are case-sensitive (``Valley`` and ``valley`` are two worlds); this is only
+    for saying "did you mean". Empty when the database cannot say (no schema, say).
+    """
+    import difflib
+
+    from sqlalchemy import select
+
+    from voxeldb.meta import World
+
+    try:
+        with db.session() as s:
+            names = list(s.scalars(select(World.name).limit(100_000)))
+    except Exception:
+        return []
+    by_lower: dict[str, list[str]] = {}
+    for name in names:
+        if name != ref:
+            by_lower.setdefault(name.lower(), []).append(name)
+    keys = [ref.lower(), *difflib.get_close_matches(ref.lower(), list(by_lower), n=limit)]
+    found = [name for key in dict.fromkeys(keys) for name in sorted(by_lower.get(key, []))]
+    return found[:limit]
+
+
+def _did_you_mean(names: list[str]) -> str:
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def find_world(db: Database, ref: str) -> WorldRef:
+    """``resolve_world``, and on a miss "did you mean ..." with the close names."""
+    from voxeldb.errors import NotFoundError
+    from voxeldb.ops import resolve_world
+
+    try:
+        return resolve_world(db, ref)
+    except NotFoundError as exc:
+        close = close_world_names(db, ref.strip())
+        if not close:
+            raise
+        raise NotFoundError(f"{exc}; did you mean {_did_you_mean(close)}?") from None
+
+
+def note_similar_worlds(db: Database, name: str) -> None:
+    """After creating world ``name``: say so when a world of a close name exists already."""
+    close = close_world_names(db, name)
+    if close:
+        err.print(
+            f"Note: world {_did_you_mean(close)} exists already; world names are case-sensitive.",
+            markup=False,
+        )
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from voxeldb.cli._common import options, out
+from voxeldb.cli._common import options, out, require_database
 
 __all__ = ["health"]
 
@@ -31,6 +31,7 @@ def health(
     """Database, schema, tables, cache and pool: exit 1 when unhealthy."""
     from voxeldb.ops import collect_health
 
+    require_database(ctx)
     opts = options(ctx)
     redis_url = None if opts.redis_url == "memory" else opts.redis_url
     report = collect_health(opts.database_url, redis_url)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from voxeldb.cli._common import WorldArg, open_db, out, progress_bar
+from voxeldb.cli._common import WorldArg, find_world, open_db, out, progress_bar
 
 __all__ = ["map_command"]
 
@@ -16,7 +15,15 @@ def map_command(
     ctx: typer.Context,
     world: WorldArg,
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="The PNG file to write.", show_default=False)
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="The image to write: .png, .jpg, .webp, .bmp, .gif or .tif; a directory gets "
+            "<world>.png.",
+            show_default=False,
+        ),
     ],
     center: Annotated[
         tuple[int, int] | None,
@@ -40,10 +47,10 @@ def map_command(
     grid: Annotated[bool, typer.Option("--grid/--no-grid", help="Draw chunk borders.")] = False,
 ) -> None:
     """A top-down picture: one pixel per block column, coloured by its top block, shaded by height."""
-    from voxeldb.ops import map_frame, render_map, resolve_world
+    from voxeldb.ops import map_frame, render_map
 
     with open_db(ctx) as db:
-        ref = resolve_world(db, world)
+        ref = find_world(db, world)
         frame = map_frame(db, ref, center, radius)
         with progress_bar("chunks") as progress:
             task = progress.add_task(f"Mapping {ref.name}", total=frame[2] * frame[3])
@@ -56,6 +63,6 @@ def map_command(
                 progress=lambda n: progress.advance(task, n),
             )
     out.print(
-        f"Wrote {output} ({info.width}x{info.height} px): {info.chunks_present:,} of "
+        f"Wrote {info.path} ({info.width}x{info.height} px): {info.chunks_present:,} of "
         f"{info.chunks_total:,} chunks present."
     )

@@ -11,6 +11,7 @@ from voxeldb.cli._common import (
     CommandLineError,
     WorldArg,
     err,
+    note_similar_worlds,
     open_db,
     options,
     out,
@@ -127,11 +128,12 @@ def generate(
         stored += n
         progress.advance(task, n)
 
-    with open_db(ctx) as db:
+    with open_db(ctx, may_create=True) as db:
         db.create_schema()
         ref, created = ensure_world(db, world, seed=seed, height=height, min_y=min_y)
         if created:
             err.print(f"Created world {ref.name!r} ({ref.id}).")
+            note_similar_worlds(db, ref.name)
         try:
             with progress_bar("chunks") as progress:
                 task = progress.add_task(f"Generating {ref.name}", total=side * side)

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from voxeldb.cli._common import CommandGroup, WorldArg, options, out, progress_bar
+from voxeldb.cli._common import (
+    CommandGroup,
+    WorldArg,
+    find_world,
+    options,
+    out,
+    progress_bar,
+    require_database,
+)
 
 __all__ = ["snapshot_app"]
 
@@ -33,11 +41,12 @@ def snapshot_create(
     ] = None,
 ) -> None:
     """Write one portable, checksummed file holding a world."""
-    from voxeldb.ops import DatabaseSetup, read_manifest, resolve_world
+    from voxeldb.ops import DatabaseSetup, read_manifest
 
+    require_database(ctx)
     opts = options(ctx)
     with DatabaseSetup(opts.database_url, cache=opts.redis_url) as db_setup:
-        ref = resolve_world(db_setup.db, world)
+        ref = find_world(db_setup.db, world)
         with progress_bar("chunks") as progress:
             task = progress.add_task(f"Snapshot of {ref.name}", total=None)
             path = db_setup.create_world_snapshot(
@@ -62,18 +71,11 @@ def snapshot_restore(
     new_id: Annotated[
         bool, typer.Option("--new-id", help="Give the world (and its rows) new ids: a copy.")
     ] = False,
-    match_users_by_email: Annotated[
-        bool,
-        typer.Option(
-            "--match-users-by-email",
-            help="A snapshot user whose e-mail belongs to an existing user is that user "
-            "(default: refused).",
-        ),
-    ] = False,
 ) -> None:
     """Restore a world from a snapshot (made on either backend); chunks come back byte-identical."""
     from voxeldb.ops import DatabaseSetup, read_manifest
 
+    require_database(ctx)
     manifest = read_manifest(file)
     opts = options(ctx)
     with (
@@ -88,7 +90,6 @@ def snapshot_restore(
             file,
             new_id=new_id,
             name=as_name,
-            match_users_by_email=match_users_by_email,
             progress=lambda done, total: progress.update(task, completed=done),
         )
     name = as_name or manifest["world"]["name"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,17 @@ MAX_RADIUS = 512
 DEFAULT_RADIUS = 16
 """The radius around an explicit centre when none is given."""
 _STRIP_CHUNKS = 64
+IMAGE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".gif": "GIF",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+"""The file name's extension picks the image format (Pillow's name for it)."""
 """Chunks decoded per batch: 64 chunks of 384 blocks are ~12 MiB as uint16."""
 
 BLOCK_COLORS: dict[str, tuple[int, int, int]] = {
@@ -147,7 +159,11 @@ def render_map(
     progress: Callable[[int], None] | None = None,
     frame: tuple[int, int, int, int] | None = None,
 ) -> MapInfo:
-    """Draw chunks of ``world`` into the PNG ``path``.
+    """Draw chunks of ``world`` into the image ``path``.
+
+    The extension names the format (``IMAGE_FORMATS``: ``.png``, ``.jpg``, ``.webp``, ...;
+    any other is refused). A directory (existing, or written with a trailing separator) gets
+    ``<world name>.png`` inside it.
 
     Without ``center`` and ``radius`` the frame is the bounding box of the world's stored
     chunks (at most ``2 * MAX_RADIUS + 1`` chunks a side, around the box's middle); otherwise
@@ -162,10 +178,7 @@ def render_map(
         raise ValidationError(
             f"radius must be from 0 to {MAX_RADIUS} chunks, got {radius!r}", field="radius"
         )
-    target = Path(path).expanduser()
-    if not target.parent.is_dir():
-        raise ValidationError(f"cannot write {target}: directory {target.parent} does not exist",
-                              field="output")  # fmt: skip
+    target, image_format = _output(path, world.name)
     cx0, cz0, nx, nz = frame if frame is not None else _frame(db, world, center, radius)
     width, depth_px = nx * 16, nz * 16
     heights = np.full((depth_px, width), -1, dtype=np.int32)
@@ -205,8 +218,33 @@ def render_map(
             draw.line([(k * 16, 0), (k * 16, depth_px - 1)], fill=(0, 0, 0))
         for k in range(1, nz):
             draw.line([(0, k * 16), (width - 1, k * 16)], fill=(0, 0, 0))
-    image.save(target, format="PNG", optimize=False)
+    options: dict[str, Any] = {"quality": 95} if image_format in ("JPEG", "WEBP") else {}
+    image.save(target, format=image_format, **options)
     return MapInfo(target, width, depth_px, int(present.sum()), nx * nz)
+
+
+def _output(path: str | os.PathLike[str], world_name: str) -> tuple[Path, str]:
+    """The file to write and its format; a directory gets ``<world name>.png``."""
+    raw = os.fspath(path)
+    target = Path(raw).expanduser()
+    if raw.endswith(("/", os.sep)) or target.is_dir():
+        if not target.is_dir():
+            raise ValidationError(f"cannot write into {target}{os.sep}: the directory does not exist",
+                                  field="output")  # fmt: skip
+        stem = re.sub(r"[^\w.-]+", "_", world_name).lstrip(".") or "map"
+        target = target / f"{stem}.png"
+    image_format = IMAGE_FORMATS.get(target.suffix.lower())
+    if image_format is None:
+        names = ", ".join(IMAGE_FORMATS)
+        raise ValidationError(
+            f"cannot tell the image format of {target.name!r}: end the file name with one of "
+            f"{names}",
+            field="output",
+        )
+    if not target.parent.is_dir():
+        raise ValidationError(f"cannot write {target}: directory {target.parent} does not exist",
+                              field="output")  # fmt: skip
+    return target, image_format
 
 
 def stored_bounds(db: Database, world: WorldRef) -> tuple[int, int, int, int] | None:
