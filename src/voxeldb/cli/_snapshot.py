@@ -71,6 +71,14 @@ def snapshot_restore(
     new_id: Annotated[
         bool, typer.Option("--new-id", help="Give the world (and its rows) new ids: a copy.")
     ] = False,
+    match_users_by_email: Annotated[
+        bool,
+        typer.Option(
+            "--match-users-by-email",
+            help="A snapshot user whose e-mail belongs to an existing user is that user "
+            "(default: refused).",
+        ),
+    ] = False,
 ) -> None:
     """Restore a world from a snapshot (made on either backend); chunks come back byte-identical."""
     from voxeldb.ops import DatabaseSetup, read_manifest
@@ -90,6 +98,7 @@ def snapshot_restore(
             file,
             new_id=new_id,
             name=as_name,
+            match_users_by_email=match_users_by_email,
             progress=lambda done, total: progress.update(task, completed=done),
         )
     name = as_name or manifest["world"]["name"]
