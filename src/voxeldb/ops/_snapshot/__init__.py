@@ -10,9 +10,13 @@ A snapshot is a zip archive (``_archive``):
   point at outside the world (``users``, ``ai_agents``) as *reference* rows (``_rows``);
 - ``chunks.bin``: every chunk exactly as stored (the codec's bytes), never decoded.
 
-Password hashes never leave the database. Writing is atomic (``_create``); a restore checks
-every member's SHA-256 and runs in one transaction, so a corrupt file changes nothing
-(``_restore``). The format is described for operators in docs/operations.md.
+Password hashes never leave the database. Writing is atomic (``_create``), and a killed
+writer's temporary file is removed by the next create. A restore treats the file as hostile:
+the manifest's structure is checked in one place, every member is bounded and streamed,
+every SHA-256 checked and every chunk decoded, in one transaction, so a corrupt or crafted
+file changes nothing (``_archive``, ``_restore``); it never takes a password from the file,
+nor gives an existing account the world's characters by e-mail unless asked. The format and
+the rules are described for operators in docs/operations.md.
 """
 
 from __future__ import annotations
