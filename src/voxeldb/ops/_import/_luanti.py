@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import zstandard
 
+from voxeldb.errors import ValidationError
 from voxeldb.ops._import._parsed import AIR_KEY, Column, LocalPalette, state_key
 
 __all__ = [
@@ -99,7 +100,15 @@ class BlockSource:
 
     def columns(self) -> dict[tuple[int, int], list[int]]:
         """``(x, z) -> [y, ...]`` of every stored MapBlock."""
-        xs, ys, zs = self.positions()
+        import psycopg
+
+        try:
+            xs, ys, zs = self.positions()
+        except (sqlite3.Error, psycopg.Error) as exc:
+            reason = " ".join(str(exc).split())[:300]
+            raise ValidationError(
+                f"cannot read the map {self.name}: {reason}", field="path"
+            ) from None
         found: dict[tuple[int, int], list[int]] = defaultdict(list)
         for x, y, z in zip(xs.tolist(), ys.tolist(), zs.tolist(), strict=True):
             found[(x, z)].append(y)
@@ -171,11 +180,22 @@ def open_map(world: Path) -> BlockSource:
     if backend == "postgresql":
         conninfo = settings.get("pgsql_connection")
         if not conninfo:
-            raise ValueError("world.mt says backend = postgresql but has no pgsql_connection")
-        return _PostgresSource(conninfo)
-    raise ValueError(
+            raise ValidationError(
+                "world.mt says backend = postgresql but has no pgsql_connection", field="path"
+            )
+        import psycopg
+
+        try:
+            return _PostgresSource(conninfo)
+        except psycopg.Error as exc:
+            reason = " ".join(str(exc).split())[:300]
+            raise ValidationError(
+                f"cannot read the world's PostgreSQL map: {reason}", field="path"
+            ) from None
+    raise ValidationError(
         f"world.mt says backend = {backend}: only sqlite3 and postgresql maps can be imported "
-        "(convert with: minetestserver --migrate sqlite3 --world WORLD_DIR)"
+        "(convert with: minetestserver --migrate sqlite3 --world WORLD_DIR)",
+        field="path",
     )
 
 
