@@ -54,6 +54,31 @@ def test_round_trip(a: npt.NDArray[np.generic]) -> None:
     assert encode_chunk(np.ascontiguousarray(a)) == data
 
 
+METHODS = st.one_of(
+    st.sampled_from([("lz4", None), ("zstd", None), ("none", None)]),
+    st.tuples(st.just("lz4"), st.integers(1, 12)),
+    st.tuples(st.just("zstd"), st.integers(1, 12)),  # 13-22 are slow; golden files use 19
+)
+
+
+@settings(FAST, max_examples=120)
+@given(chunks(), METHODS, st.booleans())
+def test_round_trip_every_compression(
+    a: npt.NDArray[np.generic], method: tuple[str, int | None], into: bool
+) -> None:
+    compression, level = method
+    data = encode_chunk(a, compression=compression, level=level)
+    assert len(data) <= a.nbytes + 256
+    assert data[4] == (2 if data[7] == 2 else 1)
+    if into:
+        out = np.empty(a.shape, a.dtype)
+        assert decode_chunk(data, out=out) is out
+        assert_same(out, a)
+    else:
+        assert_same(decode_chunk(data), a)
+    assert encode_chunk(np.ascontiguousarray(a), compression=compression, level=level) == data
+
+
 @settings(FAST, max_examples=40)
 @given(
     st.integers(-1000, 1000),
@@ -85,6 +110,12 @@ _SAMPLES = [
     encode_chunk(generate_chunk(0, 0, height=64)),
     encode_chunk(np.zeros((32, 16, 16), np.uint32)),
     encode_chunk(np.random.default_rng(0).integers(0, 9, (32, 16, 16)).astype(np.uint16)),
+    encode_chunk(generate_chunk(0, 0, height=64), compression="zstd"),
+    encode_chunk(np.zeros((32, 16, 16), np.uint32), compression="zstd", level=19),
+    encode_chunk(
+        np.random.default_rng(0).integers(0, 9, (32, 16, 16)).astype(np.uint16),
+        compression="zstd",
+    ),
 ]
 
 

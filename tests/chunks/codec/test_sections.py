@@ -78,7 +78,7 @@ def test_bit_mask_and_sorting_paths_write_the_same_bytes(
     ]
     a = np.concatenate([generate_chunk(seed, 0, height=64).astype(dtype), *secs])
     fast = encode_chunk(a)
-    monkeypatch.setattr(_palette, "SMALL_IDS", 0)  # force the sorting path
+    monkeypatch.setattr(_palette, "SMALL_IDS", 0)  # force the general path
     assert encode_chunk(a) == fast
     assert_same(decode_chunk(fast), a)
 
@@ -146,3 +146,64 @@ def test_resealed_flip_of_a_palette_entry_decodes_to_what_the_bytes_say(
     got = decode_chunk(with_body(terrain_bytes, bytes(body)))
     assert (got[-16:] == 17).all()
     assert reseal(terrain_bytes) == terrain_bytes
+
+
+def _held_out_terrain(dtype: type, seed: int) -> npt.NDArray[np.generic]:
+    """Generated terrain with its ids moved above 32 and scattered extra states."""
+    rng = np.random.default_rng(seed)
+    mapping = rng.choice(np.arange(33, 30000), 18, replace=False).astype(dtype)
+    a = mapping[generate_chunk(seed, 3, height=128, min_y=-64)]
+    a.reshape(-1)[rng.integers(0, a.size, 300)] = rng.integers(33, 3000, 300).astype(dtype)
+    return a
+
+
+_PATHS = {  # what to switch off, and the path that leaves
+    "ids not small": {"SMALL_IDS": 0},
+    "no bit masks": {"SMALL_IDS": 0, "FEW_IDS": 0},
+    "binary search": {"TABLE_LIMIT": 0},
+    "no bit masks, binary search": {"SMALL_IDS": 0, "FEW_IDS": 0, "TABLE_LIMIT": 0},
+}
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("path", list(_PATHS))
+def test_every_palette_path_writes_the_same_bytes(
+    seed: int, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dtype = (np.uint16, np.uint32)[seed % 2]
+    rng = np.random.default_rng(seed)
+    chunks = [
+        _held_out_terrain(dtype, seed),
+        # 40 and 70 ids, palettes from 1 to 40 / 70 per section
+        np.concatenate(
+            [section_with(rng.choice(40, k, replace=False) + 100, dtype, k) for k in range(1, 41)]
+        ),
+        np.concatenate(
+            [section_with(rng.choice(70, k, replace=False) * 9, dtype, k) for k in range(1, 71)]
+        ),
+        # large palettes: 4-, 8- and 16-bit sections and a plain one
+        np.concatenate(
+            [
+                section_with(rng.choice(60000, k, replace=False), dtype, k)
+                for k in (3, 17, 200, 256, 257, 1500, 4096)
+            ]
+        ),
+    ]
+    expected = [encode_chunk(a) for a in chunks]
+    for name, value in _PATHS[path].items():
+        monkeypatch.setattr(_palette, name, value)
+    for a, data in zip(chunks, expected, strict=True):
+        assert encode_chunk(a) == data
+        assert_same(decode_chunk(data), a)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
+def test_runs_across_section_borders(dtype: type) -> None:
+    """An id whose run starts in one section and ends in the next is in both palettes."""
+    a = np.full((48, 16, 16), 40, dtype)
+    a[:15] = 41
+    a[17:20] = 42
+    a[40, 3, 3] = 7
+    data = encode_chunk(a)
+    assert_same(decode_chunk(data), a)
+    assert list(parse(data).body[:3]) == [4, 4, 4]

@@ -1,9 +1,19 @@
 """Encoder side of the sections: each section's palette, mode and packed indices.
 
-Every step is one numpy operation over all sections at once. Chunks whose ids are all below
-:data:`SMALL_IDS` (generated terrain) take a faster path: per-section presence bit masks
-instead of a sort, and one gather that maps two neighbouring blocks straight to their packed
-byte. Both paths give the same bytes (a test checks by switching the fast one off).
+One path for any ids, palette sizes and both dtypes, each step one numpy operation over all
+sections at once:
+
+1. **Palettes from run starts.** Every id of a section first appears where the block before
+   it differs (or at the section's start), and neighbouring blocks are mostly equal, so only
+   those run starts are looked at: their (section, id) pairs, made unique by one sort of a
+   few thousand keys, are all the palettes in order.
+2. **Indices by one gather** through a stacked per-section id -> index table (for ids too
+   large for such a table, uint32 worlds, a binary search of the sorted pairs instead).
+
+Chunks whose ids are all below :data:`SMALL_IDS` (generated terrain) take a shortcut: per
+section presence bit masks instead of the sort, and one gather that maps two neighbouring
+blocks straight to their packed byte. Both give the same bytes (tests check by switching
+the shortcut and the table off).
 """
 
 from __future__ import annotations
@@ -17,15 +27,19 @@ from voxeldb.chunks.codec._layout import MAX_SECTIONS, MODE_PLAIN, SECTION_BLOCK
 
 Array = npt.NDArray[Any]
 
-# Ids below this take the bit-mask path (one u32 bit per id). Read at each call, so a test
-# can set it to 0 to force the sorting path.
+# Ids below this take the bit-mask shortcut (one u32 bit per id) as they are. Read at each
+# call, so a test can set it to 0 to force the other paths.
 SMALL_IDS = 32
+# Chunks with at most this many distinct ids take it too, numbered 0.. in order first
+# (one u64 bit each). Read at each call; a test sets it to 0 to force the general path.
+FEW_IDS = 64
+# The largest stacked id -> index table (sections x id span entries, one byte each mostly;
+# its pages are only touched where ids are). Past it: binary search. Read at each call.
+TABLE_LIMIT = 1 << 22
 
 # A 16-bit palette section stores 4 + 4p + 8192 bytes; it is used only while that is less
 # than the plain section (16384 bytes of uint32), i.e. p <= 2046.
 _MAX_P16: Final = 2046
-# Past this many (section, id) slots the id->index table is not worth allocating.
-_LUT_LIMIT: Final = 1 << 18
 
 
 def _mode_table(max16: int) -> npt.NDArray[np.uint8]:
@@ -38,10 +52,12 @@ def _mode_table(max16: int) -> npt.NDArray[np.uint8]:
 _MODES_U16: Final = _mode_table(256)  # a 16-bit palette never beats plain uint16
 _MODES_U32: Final = _mode_table(_MAX_P16)
 _ONE32: Final = np.uint32(1)
+_ONE64: Final = np.uint64(1)
 # (section, id0, id1) -> one key into the stacked pair tables of the bit-mask path.
 _ROW1024: Final = (np.arange(MAX_SECTIONS, dtype=np.uint32) << 10)[:, None]
+_ROW4096: Final = (np.arange(MAX_SECTIONS, dtype=np.uint32) << 12)[:, None]
 # Shared by every thread: make accidental writes fail loudly.
-for _table in (_MODES_U16, _MODES_U32, _ROW1024):
+for _table in (_MODES_U16, _MODES_U32, _ROW1024, _ROW4096):
     _table.flags.writeable = False
 
 
@@ -67,22 +83,109 @@ class Choice(NamedTuple):
 def choose(mixed: Array, highest: Array) -> Choice:
     """Palettes and modes of the non-uniform sections ``mixed`` (rows of 4096 ids).
 
-    ``highest`` is each row's largest id; it picks the path.
+    ``highest`` is each row's largest id.
     """
     wide = mixed.itemsize == 4
     modes_by_size = _MODES_U32 if wide else _MODES_U16
-    if int(highest.max()) < SMALL_IDS:
+    top = int(highest.max())
+    if top < SMALL_IDS:
         small = _palettes_small(mixed, modes_by_size)
         return Choice(small, modes_by_size.take(small.sizes), None)
+    at = _run_starts(mixed)
+    ids = _sorted_unique(mixed.reshape(-1).take(at))
+    if ids.size <= FEW_IDS:
+        # Few distinct ids: number them 0..63 in order and take the bit-mask path.
+        if top < TABLE_LIMIT:
+            table = np.zeros(top + 1, dtype=np.uint16)
+            table[ids] = np.arange(ids.size, dtype=np.uint16)
+            codes = table.take(mixed)
+        else:
+            codes = np.searchsorted(ids, mixed).astype(np.uint16)
+        small = _palettes_small(codes, modes_by_size)
+        small = small._replace(values=ids.take(small.values))
+        return Choice(small, modes_by_size.take(small.sizes), None)
+    values, row, sizes = _palettes_from_runs(mixed, at)
+    modes = modes_by_size.take(sizes)
     # Sections past the palette limit stay plain; the others all take a palette.
-    values, row, kept = _palettes_sorted(mixed, _MAX_P16 if wide else 256)
-    modes = np.full(mixed.shape[0], MODE_PLAIN, dtype=np.uint8)
-    pal: Palettes | None = None
-    if kept.size:
-        modes[kept] = modes_by_size.take(np.bincount(row, minlength=kept.size))
-        pal = _index_sorted(mixed if kept.size == mixed.shape[0] else mixed[kept], values, row)
     plain = modes == MODE_PLAIN
+    if plain.any():
+        kept = np.flatnonzero(~plain)
+        if not kept.size:
+            return Choice(None, modes, plain)
+        keep_entry = ~plain[row]
+        values = values[keep_entry]
+        row = np.searchsorted(kept, row[keep_entry])  # renumbered among the kept sections
+        sizes = sizes[kept]
+        mixed = mixed[kept]
+    pal = _index(mixed, values, row, sizes, top)
     return Choice(pal, modes, plain if plain.any() else None)
+
+
+def _run_starts(mixed: Array) -> npt.NDArray[np.intp]:
+    """Positions (in ``mixed`` flattened) where a section starts or an id differs from the
+    one before: every id of a section is at one of them."""
+    flat = mixed.reshape(-1)
+    starts = np.empty(flat.size, dtype=bool)
+    np.not_equal(flat[1:], flat[:-1], out=starts[1:])
+    starts[::SECTION_BLOCKS] = True
+    return np.flatnonzero(starts)
+
+
+def _sorted_unique(values: Array) -> Array:
+    """``np.unique``, faster: numpy 2.3+ hashes first; a stable sort of 16-bit values is a
+    radix sort, and of keys already grouped by section a merge of runs."""
+    values = np.sort(values, kind="stable")
+    first = np.empty(values.size, dtype=bool)
+    first[0] = True
+    np.not_equal(values[1:], values[:-1], out=first[1:])
+    return values[first]
+
+
+def _palettes_from_runs(
+    mixed: Array, at: npt.NDArray[np.intp]
+) -> tuple[Array, npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """All palettes (each sorted, section by section), each entry's section, and the sizes,
+    from the (section, id) pairs at the run starts ``at``."""
+    n = mixed.shape[0]
+    flat = mixed.reshape(-1)
+    shift = 8 * mixed.itemsize  # (section, id) as one key: section above the id's bits
+    key_type = np.uint32 if mixed.itemsize == 2 else np.uint64
+    keys: Array = (at >> 12).astype(key_type)
+    keys <<= key_type(shift)
+    keys |= flat.take(at)
+    pairs = _sorted_unique(keys)
+    row = (pairs >> shift).astype(np.intp)
+    values = pairs.astype(mixed.dtype)  # the low bits: the id
+    return values, row, np.bincount(row, minlength=n)
+
+
+def _index(
+    mixed: Array, values: Array, row: npt.NDArray[np.intp], sizes: npt.NDArray[np.intp], top: int
+) -> Palettes:
+    """Every block's index into its section's palette (``values`` / ``row``, sorted)."""
+    n = mixed.shape[0]
+    firsts = np.cumsum(sizes) - sizes
+    rank = np.arange(values.size, dtype=np.intp) - firsts[row]
+    index_type = np.uint8 if int(sizes.max()) <= 256 else np.uint16
+    span = top + 1
+    if n * span <= TABLE_LIMIT:
+        # One gather through a stacked per-section id -> index table.
+        key_type = np.uint32 if n * span < 1 << 32 else np.uint64
+        offsets = (np.arange(n, dtype=np.intp) * span).astype(key_type)[:, None]
+        keys = np.add(mixed, offsets, dtype=key_type)
+        table = np.zeros(n * span, dtype=index_type)
+        table[row * span + values] = rank
+        local = table.take(keys, mode="wrap")
+    else:
+        # Ids too large for a table: one binary search of (section, id) keys.
+        shift = np.uint64(8 * mixed.itemsize)
+        sections = np.arange(n, dtype=np.uint64)[:, None] << shift
+        keys = np.bitwise_or(mixed, sections, dtype=np.uint64)
+        entries = np.bitwise_or(values, row.astype(np.uint64) << shift, dtype=np.uint64)
+        found = np.searchsorted(entries, keys)
+        found -= firsts[:, None]
+        local = found.astype(index_type)
+    return Palettes(values, row, rank, sizes, local)
 
 
 def pack(local: Array, width: int, pairs: bool) -> Array:
@@ -104,17 +207,21 @@ def pack(local: Array, width: int, pairs: bool) -> Array:
 
 
 def _palettes_small(mixed: Array, modes_by_size: npt.NDArray[np.uint8]) -> Palettes:
-    """Ids below 32 (natural terrain): one bit per id, OR-ed over each section, beats sorting.
+    """Ids (or codes) below 64: one bit per id, OR-ed over each section, beats sorting.
 
     ``local`` then holds pair codes: for blocks 2j and 2j+1, ``i0 | i1 << width``, looked up
     in one gather from a per-section table indexed by both ids, which halves the gather and
     for 4-bit sections already is the packed byte.
     """
     n = mixed.shape[0]
-    masks = np.bitwise_or.reduce(np.left_shift(_ONE32, mixed, dtype=np.uint32), axis=1)
-    present = np.unpackbits(
-        masks.astype("<u4").view(np.uint8).reshape(n, 4), axis=1, bitorder="little"
-    )
+    bits = 5 if int(mixed.max()) < 32 else 6  # per id in the pair keys
+    if bits == 5:
+        masks = np.bitwise_or.reduce(np.left_shift(_ONE32, mixed, dtype=np.uint32), axis=1)
+        mask_bytes = masks.astype("<u4").view(np.uint8).reshape(n, 4)
+    else:
+        masks = np.bitwise_or.reduce(np.left_shift(_ONE64, mixed, dtype=np.uint64), axis=1)
+        mask_bytes = masks.astype("<u8").view(np.uint8).reshape(n, 8)
+    present = np.unpackbits(mask_bytes, axis=1, bitorder="little")
     row, values = np.nonzero(present)
     sizes = np.bincount(row, minlength=n)
     # index_of[r, id] = index of id in section r's palette (where present).
@@ -123,58 +230,11 @@ def _palettes_small(mixed: Array, modes_by_size: npt.NDArray[np.uint8]) -> Palet
     rank = index_of[row, values]
     width = modes_by_size.take(sizes).astype(np.uint16)
     pair_codes = index_of[:, None, :] | (index_of[:, :, None] << width[:, None, None])
-    # Two neighbouring ids in one little-endian word -> id0 | id1 << 5 | r << 10.
+    # Two neighbouring ids in one little-endian word -> id0 | id1 << bits | r << 2 bits.
     word = mixed.view("<u4" if mixed.itemsize == 2 else "<u8")
-    keys = word >> (8 * mixed.itemsize - 5)
+    keys = word >> (8 * mixed.itemsize - bits)
     keys |= word
-    keys &= 1023
-    keys |= _ROW1024[:n]
+    keys &= (1 << 2 * bits) - 1
+    keys |= _ROW1024[:n] if bits == 5 else _ROW4096[:n]
     local = pair_codes.reshape(-1).take(keys, mode="wrap")
     return Palettes(values, row, rank, sizes, local, True)
-
-
-def _palettes_sorted(
-    mixed: Array, limit: int
-) -> tuple[Array, npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Palettes of the rows with at most ``limit`` distinct ids (the others stay plain).
-
-    Returns all those palettes concatenated (each sorted), the row (numbered among the kept
-    ones) of each entry, and which rows of ``mixed`` were kept.
-    """
-    ordered = np.sort(mixed, axis=1)
-    first = np.empty(ordered.shape, dtype=bool)
-    first[:, 0] = True
-    np.not_equal(ordered[:, 1:], ordered[:, :-1], out=first[:, 1:])
-    kept = np.arange(mixed.shape[0])
-    if np.count_nonzero(first) > limit:
-        # Some section may be noise: count per row (slower) and drop those past the limit,
-        # sparing them the costly extraction below.
-        ok = first.view(np.uint8).sum(axis=1, dtype=np.uint16) <= limit
-        if not ok.all():
-            kept = np.flatnonzero(ok)
-            ordered, first = ordered[kept], first[kept]
-    pos = np.flatnonzero(first)  # the first of each run of equal ids, row by row
-    return ordered.reshape(-1).take(pos), pos >> 12, kept
-
-
-def _index_sorted(mixed: Array, values: Array, row: npt.NDArray[np.intp]) -> Palettes:
-    n = mixed.shape[0]
-    sizes = np.bincount(row, minlength=n)
-    starts = np.cumsum(sizes) - sizes
-    rank = np.arange(values.size, dtype=np.intp) - starts[row]
-    index_type = np.uint8 if int(sizes.max()) <= 256 else np.uint16
-    span = int(values.max()) + 1
-    if n * span <= _LUT_LIMIT:
-        # One gather through a stacked per-section id->index table beats n searchsorted calls.
-        key_type = np.uint16 if n * span <= 1 << 16 else np.uint32
-        offsets = (np.arange(n, dtype=np.intp) * span).astype(key_type)[:, None]
-        keys = np.add(mixed, offsets, dtype=key_type)
-        lut = np.zeros(n * span, dtype=index_type)
-        lut[row * span + values] = rank
-        local = lut.take(keys, mode="wrap")
-    else:
-        # Big ids (uint32 worlds): a per-section binary search keeps memory bounded.
-        local = np.empty(mixed.shape, dtype=index_type)
-        for r in range(n):
-            local[r] = np.searchsorted(values[starts[r] : starts[r] + sizes[r]], mixed[r])
-    return Palettes(values, row, rank, sizes, local)
