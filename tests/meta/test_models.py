@@ -243,7 +243,7 @@ def test_set_and_get_block_at(sessions: sessionmaker[Session]) -> None:
         assert chunk.chunk_y == 0
         chunk.set_block_at(1, 0, 1, "dirt")
         s.commit()
-        assert chunk.version == first + 1
+        assert chunk.version not in (first, first + 1)
         world_id = world.id
     with sessions() as s:
         chunk2 = s.get(WorldChunk, (world_id, 2, -3))
@@ -297,7 +297,7 @@ def test_concurrent_chunk_write_is_detected(sessions: sessionmaker[Session]) -> 
         first = chunk.version
         chunk.set_block_at(0, 0, 0, "stone")
         s.commit()
-        assert chunk.version == first + 1
+        assert chunk.version not in (first, first + 1)
         chunk.world  # noqa: B018 - loaded now, so the edit below needs no query
         # Another writer (the chunk store, say) bumps the version after we read the row.
         with sessions() as other:
@@ -361,7 +361,7 @@ def test_detached_chunk_edit_is_kept_in_memory_until_merged(
         stored = s.get(WorldChunk, (world_id, 0, 0))
         assert stored is not None
         assert stored.get_block_at(3, 4, 5) == {"type": "glass"}
-        assert stored.version == first + 1
+        assert stored.version != first
 
 
 def test_chunk_of_the_wrong_height_is_reported(sessions: sessionmaker[Session]) -> None:
