@@ -210,6 +210,9 @@ def test_cli_restore_of_a_crafted_manifest_is_one_line_exit_2(
 ) -> None:
     bad = rewrite(good_snapshot, tmp_path / "crafted.vxsnap", manifest=change)
     with temporary_database("sqlite") as url:
+        eng = make_engine(url)
+        upgrade(eng)
+        eng.dispose()
         proc = voxeldb_cmd("snapshot", "restore", str(bad), url=url)
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -498,3 +501,34 @@ def _pid_in(path: Path) -> int:
     match = re.search(r"voxeldb-(\d+)-", path.name)
     assert match is not None, path.name
     return int(match.group(1))
+
+
+# -- the block-state registry's token: fresh on restore, and a copy keeps its own ------------
+
+
+def _tokens(engine: Engine) -> dict[uuid.UUID, int]:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT world_id, token FROM block_state_tokens")).all()
+    return {uuid.UUID(str(r[0])): int(r[1]) for r in rows}
+
+
+def test_restore_gives_the_registry_a_fresh_token_and_a_copy_its_own(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    built = build_world(engine, size=1)
+    before = _tokens(engine)
+    assert built.world_id in before
+    with DatabaseSetup(database_url) as setup:
+        path = setup.create_world_snapshot(built.world_id, tmp_path / "t.vxsnap")
+        with engine.begin() as conn:
+            conn.execute(World.__table__.delete().where(World.__table__.c.id == built.world_id))  # type: ignore[attr-defined]
+        assert setup.restore_world_snapshot(path) == built.world_id
+        copy_id = setup.restore_world_snapshot(path, new_id=True, name="copy")
+    after = _tokens(engine)
+    assert after[built.world_id] != before[built.world_id]
+    assert copy_id in after and after[copy_id] not in (
+        after[built.world_id],
+        before[built.world_id],
+    )

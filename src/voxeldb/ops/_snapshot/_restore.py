@@ -41,7 +41,14 @@ from voxeldb.ops._snapshot._archive import (
     SnapshotReader,
     TableMember,
 )
-from voxeldb.ops._snapshot._rows import REDACTED, Plan, from_json, plan_tables, python_type
+from voxeldb.ops._snapshot._rows import (
+    REDACTED,
+    REGENERATED,
+    Plan,
+    from_json,
+    plan_tables,
+    python_type,
+)
 
 __all__ = ["restore_world_snapshot"]
 
@@ -286,6 +293,9 @@ def _restore_rows(
             values.pop(col, None)
             if factory is not None:
                 values[col] = factory()
+        for col, fresh in REGENERATED.get(table.name, {}).items():
+            if col in values:
+                values[col] = fresh()
 
     for ref in plan.references:
         if ref.name not in present:
@@ -309,7 +319,9 @@ def _restore_rows(
         if table.name not in present:
             continue
         pk = list(table.primary_key.columns)
-        own_ids = len(pk) == 1 and python_type(pk[0]) is uuid.UUID
+        # A table's own ids get fresh values in a copy; a key that is a foreign key too
+        # (block_state_tokens.world_id) follows its parent instead.
+        own_ids = len(pk) == 1 and python_type(pk[0]) is uuid.UUID and not pk[0].foreign_keys
         mapping: dict[Any, Any] | None = None
         if table.name == "worlds" or (new_id and own_ids):
             mapping = remap.setdefault((table.name, pk[0].name), {})

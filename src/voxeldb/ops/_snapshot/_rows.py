@@ -20,11 +20,13 @@ from sqlalchemy import JSON, Column, ForeignKey, MetaData, Table, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
+from voxeldb._ids import fresh_version
 from voxeldb._time import as_utc
 from voxeldb.errors import SnapshotError
 
 __all__ = [
     "REDACTED",
+    "REGENERATED",
     "UNUSABLE_PASSWORD_PREFIX",
     "Plan",
     "criterion",
@@ -57,6 +59,12 @@ REDACTED: dict[str, dict[str, Callable[[], Any] | None]] = {
         "last_login_at": None,
         "auth_epoch": None,
     },
+}
+
+# Columns that travel but get a new value on restore. The block-state registry's token keys
+# every process's memo of the registry: a fresh one drops memos learned before the restore.
+REGENERATED: dict[str, dict[str, Callable[[], Any]]] = {
+    "block_state_tokens": {"token": fresh_version},
 }
 
 
