@@ -1,19 +1,27 @@
-"""The chunk codec against its baselines, on one typical terrain chunk and on noise.
+"""The chunk codec against its baselines, on terrain, real Minecraft chunks and noise.
 
 Groups (read the ratios off each group's medians; the baseline is ``lz4.block-raw``):
 
-- ``codec-encode-terrain`` / ``codec-decode-terrain``: voxeldb; lz4.block on the raw array
-  (the speed limit); zlib level 6 on the raw array (Minecraft Anvil's way); a naive numpy
-  palette (``np.unique`` per section, minimal bit widths, lz4.block), and the seed's
-  representation (one JSON dict per block, ``json.dumps``).
-- ``codec-encode-noise`` / ``codec-decode-noise``: 4096 distinct ids in every section.
+- ``codec-encode-terrain`` / ``codec-decode-terrain``: one generated chunk (ids below 32):
+  voxeldb with LZ4 (the default) and zstd; lz4.block on the raw array (the speed limit);
+  zlib level 6 on the raw array (Minecraft Anvil's way); zstd level 3 on the raw array; a
+  naive numpy palette (``np.unique`` per section, minimal bit widths, lz4.block), and the
+  seed's representation (one JSON dict per block, ``json.dumps``).
+- ``...-held-out``: a held-out chunk with ids far above 32 as a real world numbers them
+  (``benchmarks._anvil.anvil_like_terrain``).
+- ``...-anvil``: 32 of the 471 real chunks of ``../shared/data/anvil-vanilla-sample``
+  (every 15th), per call all 32; the table also gives Anvil's own bytes for them (the
+  chunks' ``block_states`` NBT, zlib level 6).
+- ``...-noise``: 4096 distinct ids in every section.
+- ``voxeldb-into`` decodes into one reused array (``decode_chunk(data, out=...)``), as a
+  store filling a preallocated region does: no fresh pages to fault in.
 
 Encoded sizes are in each benchmark's ``extra_info``; a ratio table (time and size against
 lz4.block in the same run) is printed at the end of the module when timing is on:
 
     pytest benchmarks/test_codec_bench.py --benchmark-only --benchmark-columns=median,ops
 
-``scripts/bench_codec_ratios.py`` prints the same ratios over many terrain chunks.
+``scripts/bench_codec_ratios.py`` prints the same ratios over many chunks, with the bars.
 """
 
 from __future__ import annotations
@@ -29,7 +37,9 @@ import lz4.block
 import numpy as np
 import numpy.typing as npt
 import pytest
+import zstandard
 
+from benchmarks._anvil import SAMPLE, anvil_like_terrain, load_chunks
 from voxeldb.chunks.codec import decode_chunk, encode_chunk
 from voxeldb.terrain import TERRAIN_STATES, generate_chunk
 
@@ -37,9 +47,16 @@ Array = npt.NDArray[Any]
 Codec = tuple[Callable[[Array], bytes], Callable[[bytes], Array]]
 
 TERRAIN = generate_chunk(0, 0, seed=0)
+HELD_OUT = anvil_like_terrain(3, -2, seed=5)
 _rng = np.random.default_rng(4096)
 NOISE = np.stack([_rng.permutation(65536)[:4096] for _ in range(24)]).astype(np.uint16)
 NOISE = NOISE.reshape(384, 16, 16)
+if (SAMPLE / "region").is_dir():
+    _ANVIL = load_chunks()[0][::15]
+    ANVIL = [c.blocks for c in _ANVIL]
+    ANVIL_BYTES = sum(c.anvil_zlib_bytes for c in _ANVIL)
+else:  # the shared data is not there: the anvil group is skipped
+    ANVIL, ANVIL_BYTES = [], 0
 
 
 # --------------------------------------------------------------------------- baselines
@@ -53,6 +70,24 @@ def _lz4_decoder(like: Array) -> Callable[[bytes], Array]:
     def decode(data: bytes) -> Array:
         raw = lz4.block.decompress(data, uncompressed_size=like.nbytes)
         return np.frombuffer(raw, like.dtype).reshape(like.shape)
+
+    return decode
+
+
+def _zstd_raw_codec() -> Codec:
+    cctx, dctx = zstandard.ZstdCompressor(level=3), zstandard.ZstdDecompressor()
+
+    def encode(a: Array) -> bytes:
+        return cctx.compress(a.tobytes())
+
+    return encode, lambda data: np.frombuffer(dctx.decompress(data), np.uint16)
+
+
+def _voxeldb_into(like: Array) -> Callable[[bytes], Array]:
+    out = np.empty_like(like)
+
+    def decode(data: bytes) -> Array:
+        return decode_chunk(data, out=out)
 
     return decode
 
@@ -122,22 +157,34 @@ def seed_json_decode(data: bytes) -> Array:
     return np.array(ids, dtype=np.uint16).reshape(-1, 16, 16)
 
 
-def _codecs(like: Array, *, slow: bool) -> dict[str, Codec]:
+def _zstd_encode(a: Array) -> bytes:
+    return encode_chunk(a, compression="zstd")
+
+
+def _codecs(like: Array, *, slow: bool = False, naive: bool = True) -> dict[str, Codec]:
     codecs: dict[str, Codec] = {
         "voxeldb": (encode_chunk, decode_chunk),
+        "voxeldb-into": (encode_chunk, _voxeldb_into(like)),
+        "voxeldb-zstd": (_zstd_encode, decode_chunk),
         "lz4.block-raw": (_lz4_encode, _lz4_decoder(like)),
-        "zlib6-anvil": (_zlib_encode, _zlib_decoder(like)),
-        "naive-numpy-palette": (naive_palette_encode, naive_palette_decode),
+        "zlib6-raw": (_zlib_encode, _zlib_decoder(like)),
+        "zstd3-raw": _zstd_raw_codec(),
     }
+    if naive:
+        codecs["naive-numpy-palette"] = (naive_palette_encode, naive_palette_decode)
     if slow:
         codecs["seed-json"] = (seed_json_encode, seed_json_decode)
     return codecs
 
 
-CASES: dict[str, tuple[Array, dict[str, Codec]]] = {
-    "terrain": (TERRAIN, _codecs(TERRAIN, slow=True)),
-    "noise": (NOISE, _codecs(NOISE, slow=False)),
+# case -> (the chunks one call handles, codecs)
+CASES: dict[str, tuple[list[Array], dict[str, Codec]]] = {
+    "terrain": ([TERRAIN], _codecs(TERRAIN, slow=True)),
+    "held-out": ([HELD_OUT], _codecs(HELD_OUT)),
+    "noise": ([NOISE], _codecs(NOISE)),
 }
+if ANVIL:
+    CASES["anvil"] = (ANVIL, _codecs(ANVIL[0], naive=False))
 PARAMS = [(case, name) for case, (_, codecs) in CASES.items() for name in codecs]
 
 # (case, op) -> codec -> (median seconds, encoded bytes), for the table printed at the end.
@@ -161,6 +208,13 @@ def _ratio_table(request: pytest.FixtureRequest) -> Iterator[None]:
                 f"  {case:8} {op:7} {codec:20} {t * 1e6:8.1f}us {t / base_t:8.2f} "
                 f"{n:9d} {n / base_n if base_n else float('nan'):7.3f}"
             )
+        if case == "anvil" and ANVIL_BYTES:
+            zstd = rows.get("voxeldb-zstd", (0.0, 0))[1]
+            lines.append(
+                f"  {case:8} {op:7} {'anvil-nbt-zlib6':20} {'':>10} {'':>8} {ANVIL_BYTES:9d} "
+                f"{ANVIL_BYTES / base_n if base_n else float('nan'):7.3f}"
+                f"   (voxeldb-zstd: {zstd / ANVIL_BYTES:.3f}x Anvil's bytes)"
+            )
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     # Shown without -s: output written in a fixture teardown is captured otherwise.
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
@@ -171,32 +225,43 @@ def _ratio_table(request: pytest.FixtureRequest) -> Iterator[None]:
                 print(line)
 
 
-def _record(benchmark: Any, case: str, op: str, name: str, a: Array, data: bytes) -> None:
-    benchmark.extra_info["encoded_bytes"] = len(data)
-    benchmark.extra_info["raw_bytes"] = a.nbytes
+def _record(
+    benchmark: Any, case: str, op: str, name: str, arrays: list[Array], data: list[bytes]
+) -> None:
+    size = sum(map(len, data))
+    benchmark.extra_info["encoded_bytes"] = size
+    benchmark.extra_info["raw_bytes"] = sum(a.nbytes for a in arrays)
     stats = getattr(benchmark, "stats", None)
     if stats is not None:
-        _RESULTS.setdefault((case, op), {})[name] = (stats.stats.median, len(data))
+        _RESULTS.setdefault((case, op), {})[name] = (stats.stats.median, size)
 
 
 @pytest.mark.parametrize(("case", "name"), PARAMS)
 def test_encode(benchmark: Any, case: str, name: str) -> None:
-    a, codecs = CASES[case]
+    arrays, codecs = CASES[case]
     encode, decode = codecs[name]
     benchmark.group = f"codec-encode-{case}"
-    data = benchmark(encode, a)
-    _record(benchmark, case, "encode", name, a, data)
-    np.testing.assert_array_equal(decode(data), a)
-    if name == "voxeldb":
-        assert len(data) <= a.nbytes + 256
+    data = benchmark(lambda: [encode(a) for a in arrays])
+    _record(benchmark, case, "encode", name, arrays, data)
+    for a, d in zip(arrays, data, strict=True):
+        np.testing.assert_array_equal(decode(d).reshape(a.shape), a)
+        if name.startswith("voxeldb"):
+            assert len(d) <= a.nbytes + 256
 
 
 @pytest.mark.parametrize(("case", "name"), PARAMS)
 def test_decode(benchmark: Any, case: str, name: str) -> None:
-    a, codecs = CASES[case]
+    arrays, codecs = CASES[case]
     encode, decode = codecs[name]
-    data = encode(a)
+    data = [encode(a) for a in arrays]
     benchmark.group = f"codec-decode-{case}"
-    out = benchmark(decode, data)
-    _record(benchmark, case, "decode", name, a, data)
-    np.testing.assert_array_equal(out, a)
+    if name == "voxeldb-into":  # one reused array per chunk, as a region read would hold
+        outs = [np.empty_like(a) for a in arrays]
+        decoded = benchmark(
+            lambda: [decode_chunk(d, out=o) for d, o in zip(data, outs, strict=True)]
+        )
+    else:
+        decoded = benchmark(lambda: [decode(d) for d in data])
+    _record(benchmark, case, "decode", name, arrays, data)
+    for a, out in zip(arrays, decoded, strict=True):
+        np.testing.assert_array_equal(out.reshape(a.shape), a)

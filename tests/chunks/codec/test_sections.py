@@ -162,6 +162,8 @@ _PATHS = {  # what to switch off, and the path that leaves
     "no bit masks": {"SMALL_IDS": 0, "FEW_IDS": 0},
     "binary search": {"TABLE_LIMIT": 0},
     "no bit masks, binary search": {"SMALL_IDS": 0, "FEW_IDS": 0, "TABLE_LIMIT": 0},
+    "sorting sections": {"SMALL_IDS": 0, "NOISY_RUNS": 0},
+    "never sorting sections": {"SMALL_IDS": 0, "FEW_IDS": 0, "NOISY_RUNS": 2},
 }
 
 

@@ -1,19 +1,21 @@
 """Encoder side of the sections: each section's palette, mode and packed indices.
 
-One path for any ids, palette sizes and both dtypes, each step one numpy operation over all
-sections at once:
+One path for any ids, palette sizes and both dtypes, every step one numpy operation over
+all sections at once (no loop over sections or blocks):
 
-1. **Palettes from run starts.** Every id of a section first appears where the block before
-   it differs (or at the section's start), and neighbouring blocks are mostly equal, so only
-   those run starts are looked at: their (section, id) pairs, made unique by one sort of a
-   few thousand keys, are all the palettes in order.
-2. **Indices by one gather** through a stacked per-section id -> index table (for ids too
-   large for such a table, uint32 worlds, a binary search of the sorted pairs instead).
+1. **Run starts.** Every id of a section first appears where the block before it differs
+   (or at the section's start), and neighbouring blocks are mostly equal, so palettes are
+   found from those few thousand positions only.
+2. **Palettes.** With at most :data:`FEW_IDS` distinct ids in the chunk (most terrain),
+   the ids are numbered 0.. in order and go the bit-mask way: per-section presence masks,
+   and one gather that maps two neighbouring blocks straight to their packed byte (ids
+   already below :data:`SMALL_IDS` skip the numbering). With more, the (section, id) pairs
+   at the run starts, made unique by one sort, are all the palettes in order; if runs are
+   short (noise), a sort of every section instead, sparing sections that stay plain.
+3. **Indices** by one gather through a stacked per-section id -> index table (ids too
+   large for such a table, uint32 worlds: one binary search of the sorted pairs).
 
-Chunks whose ids are all below :data:`SMALL_IDS` (generated terrain) take a shortcut: per
-section presence bit masks instead of the sort, and one gather that maps two neighbouring
-blocks straight to their packed byte. Both give the same bytes (tests check by switching
-the shortcut and the table off).
+All choices give the same bytes; the tests check by switching each one off.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ SMALL_IDS = 32
 # Chunks with at most this many distinct ids take it too, numbered 0.. in order first
 # (one u64 bit each). Read at each call; a test sets it to 0 to force the general path.
 FEW_IDS = 64
+# Past this share of run starts among the blocks (noise), palettes come from sorting whole
+# sections instead. Read at each call: tests set 0 (always sort) or 2 (never).
+NOISY_RUNS = 0.125
 # The largest stacked id -> index table (sections x id span entries, one byte each mostly;
 # its pages are only touched where ids are). Past it: binary search. Read at each call.
 TABLE_LIMIT = 1 << 22
@@ -91,9 +96,12 @@ def choose(mixed: Array, highest: Array) -> Choice:
     if top < SMALL_IDS:
         small = _palettes_small(mixed, modes_by_size)
         return Choice(small, modes_by_size.take(small.sizes), None)
-    at = _run_starts(mixed)
-    ids = _sorted_unique(mixed.reshape(-1).take(at))
-    if ids.size <= FEW_IDS:
+    limit = _MAX_P16 if wide else 256  # sections with more ids stay plain
+    starts = _run_starts(mixed)
+    noisy = np.count_nonzero(starts) > mixed.size * NOISY_RUNS  # short runs: sort sections
+    at = None if noisy else np.flatnonzero(starts)
+    ids = None if at is None else _sorted_unique(mixed.reshape(-1).take(at))
+    if ids is not None and ids.size <= FEW_IDS:
         # Few distinct ids: number them 0..63 in order and take the bit-mask path.
         if top < TABLE_LIMIT:
             table = np.zeros(top + 1, dtype=np.uint16)
@@ -104,7 +112,10 @@ def choose(mixed: Array, highest: Array) -> Choice:
         small = _palettes_small(codes, modes_by_size)
         small = small._replace(values=ids.take(small.values))
         return Choice(small, modes_by_size.take(small.sizes), None)
-    values, row, sizes = _palettes_from_runs(mixed, at)
+    if at is None:
+        values, row, sizes = _palettes_sorted(mixed, limit)
+    else:
+        values, row, sizes = _palettes_from_runs(mixed, at)
     modes = modes_by_size.take(sizes)
     # Sections past the palette limit stay plain; the others all take a palette.
     plain = modes == MODE_PLAIN
@@ -121,14 +132,14 @@ def choose(mixed: Array, highest: Array) -> Choice:
     return Choice(pal, modes, plain if plain.any() else None)
 
 
-def _run_starts(mixed: Array) -> npt.NDArray[np.intp]:
-    """Positions (in ``mixed`` flattened) where a section starts or an id differs from the
-    one before: every id of a section is at one of them."""
+def _run_starts(mixed: Array) -> npt.NDArray[np.bool_]:
+    """Where (in ``mixed`` flattened) a section starts or an id differs from the one before:
+    every id of a section is at one of them."""
     flat = mixed.reshape(-1)
     starts = np.empty(flat.size, dtype=bool)
     np.not_equal(flat[1:], flat[:-1], out=starts[1:])
     starts[::SECTION_BLOCKS] = True
-    return np.flatnonzero(starts)
+    return starts
 
 
 def _sorted_unique(values: Array) -> Array:
@@ -157,6 +168,24 @@ def _palettes_from_runs(
     row = (pairs >> shift).astype(np.intp)
     values = pairs.astype(mixed.dtype)  # the low bits: the id
     return values, row, np.bincount(row, minlength=n)
+
+
+def _palettes_sorted(
+    mixed: Array, limit: int
+) -> tuple[Array, npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """What :func:`_palettes_from_runs` gives, by sorting every section (noise: runs are
+    short, and a sort of each row beats one of (section, id) keys), except that sections
+    with more than ``limit`` ids (to stay plain) get their size but no entries."""
+    ordered = np.sort(mixed, axis=1, kind="stable" if mixed.itemsize == 2 else None)
+    first = np.empty(ordered.shape, dtype=bool)
+    first[:, 0] = True
+    np.not_equal(ordered[:, 1:], ordered[:, :-1], out=first[:, 1:])
+    sizes = np.count_nonzero(first, axis=1)
+    over = sizes > limit
+    if over.any():
+        first[over] = False  # spare noise the costly extraction
+    pos = np.flatnonzero(first)
+    return ordered.reshape(-1).take(pos), pos >> 12, sizes
 
 
 def _index(
