@@ -152,3 +152,24 @@ def blocks_of(chunk: Any, x: int, y: int, z: int) -> dict[str, Any]:
             state["type_" if key == "type" else key] = value
         return state
     return {"type": "air"}
+
+
+def nbt_bytes(root: dict[str, Any]) -> bytes:
+    """Uncompressed NBT of a compound of ints (TAG_Int), strings and compounds."""
+
+    def name(text: str) -> bytes:
+        raw = text.encode()
+        return struct.pack(">H", len(raw)) + raw
+
+    def compound(value: dict[str, Any]) -> bytes:
+        out = b""
+        for key, item in value.items():
+            if isinstance(item, dict):
+                out += b"\x0a" + name(key) + compound(item)
+            elif isinstance(item, str):
+                out += b"\x08" + name(key) + name(item)
+            else:
+                out += b"\x03" + name(key) + struct.pack(">i", item)
+        return out + b"\x00"
+
+    return b"\x0a" + name("") + compound(root)

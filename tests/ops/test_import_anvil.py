@@ -239,3 +239,27 @@ def test_cli_imports_names_damage_and_resumes(database_url: str, tmp_path: Path)
     )
     assert missing.returncode == 2
     assert missing.stderr.startswith("voxeldb: error:") and "Traceback" not in missing.stderr
+
+
+def old_chunk(cx: int, cz: int) -> bytes:
+    """A chunk as Minecraft 1.17 saved it: everything under ``Level``."""
+    level = {"xPos": cx, "zPos": cz, "Status": "full"}
+    return zlib.compress(_mca.nbt_bytes({"DataVersion": 2730, "Level": level}))
+
+
+def test_chunks_from_before_1_18(database_url: str, tmp_path: Path) -> None:
+    old_world = tmp_path / "old"
+    (old_world / "region").mkdir(parents=True)
+    _mca.write_region(old_world / "region", 0, 0, {(0, 0): (2, old_chunk(0, 0))})
+    region = SAMPLE / "region" / SMALL_REGION
+    key = sorted(full_chunks(region))[0]
+    mixed = tmp_path / "mixed"
+    (mixed / "region").mkdir(parents=True)
+    chunks = {key: _mca.read_region(region)[key], (-32, -32): (2, old_chunk(-32, -32))}
+    _mca.write_region(mixed / "region", -1, -1, chunks)
+    with voxeldb.connect(database_url, cache="memory") as db:
+        with pytest.raises(voxeldb.errors.ValidationError, match=r"before 1\.18"):
+            import_world(db, "anvil", old_world, "old")
+        report = run_import(db, "anvil", mixed, "mixed")
+    assert (report.imported, report.damaged) == (1, 1)
+    assert "chunk (-32, -32)" in report.messages[0] and "before 1.18" in report.messages[0]

@@ -167,19 +167,28 @@ def _anvil_shape(plan: list[tuple[Path, list[tuple[int, int, int, int]]]]) -> tu
     """``(min_y, height)`` from the first full chunk (its ``yPos`` and its top section)."""
     from voxeldb.ops._import import _anvil
 
+    old: int | None = None
     for path, slots in plan:
         for slot in _anvil.read_slots(path, slots):
             try:
-                assert slot.payload is not None or slot.external is not None
                 payload = slot.payload
                 if payload is None:
                     payload = Path(str(slot.external)).read_bytes()
                 raw = _anvil.decompress(slot.compression, payload)
                 shape = _anvil.chunk_shape(raw)
+            except _anvil.OldChunkError as exc:
+                old = exc.data_version
+                continue
             except Exception:
                 continue  # damaged: the import names it
             if shape is not None:
                 return shape
+    if old is not None:
+        raise ValidationError(
+            f"this world was saved by Minecraft before 1.18 (DataVersion {old}): only 1.18 "
+            "and newer chunks can be imported; open the world in 1.18 or newer first",
+            field="path",
+        )
     return -64, 384
 
 

@@ -32,7 +32,9 @@ from voxeldb.ops._import._parsed import AIR_KEY, Column, LocalPalette, plain_jso
 
 __all__ = [
     "AIR_NAMES",
+    "OldChunkError",
     "Slot",
+    "chunk_shape",
     "decompress",
     "parse_batch",
     "parse_chunk_nbt",
@@ -203,10 +205,15 @@ def parse_chunk_nbt(cx: int, cz: int, raw: bytes) -> Column:
     if not any(p in raw for p in _FULL_PATTERNS):
         return Column(cx, cz, skipped="not_full")
     root = nbtlib.File.parse(io.BytesIO(raw))
+    if "Level" in root:
+        raise ValueError(
+            f"written by Minecraft before 1.18 (DataVersion {int(root.get('DataVersion', 0))}): "
+            "open the world in 1.18 or newer to upgrade it"
+        )
     if str(root.get("Status", "")) not in _FULL:
         return Column(cx, cz, skipped="not_full")
     if "sections" not in root:
-        raise ValueError("no sections (a chunk from before Minecraft 1.18?)")
+        raise ValueError("it has no sections")
     x, z = int(root["xPos"]), int(root["zPos"])
     if (x, z) != (cx, cz):
         raise ValueError(f"its data says it is chunk ({x}, {z})")
@@ -258,11 +265,21 @@ def parse_batch(slots: list[Slot]) -> list[Column]:
     return [_parse_slot(slot) for slot in slots]
 
 
+class OldChunkError(ValueError):
+    """A chunk from before Minecraft 1.18 (its data under ``Level``)."""
+
+    def __init__(self, data_version: int) -> None:
+        super().__init__(f"DataVersion {data_version}")
+        self.data_version = data_version
+
+
 def chunk_shape(raw: bytes) -> tuple[int, int] | None:
     """``(min_y, height)`` a full chunk's NBT implies, or None for a chunk not full."""
     if not any(p in raw for p in _FULL_PATTERNS):
         return None
     root = nbtlib.File.parse(io.BytesIO(raw))
+    if "Level" in root:
+        raise OldChunkError(int(root.get("DataVersion", 0)))
     if str(root.get("Status", "")) not in _FULL or "sections" not in root:
         return None
     min_y = int(root.get("yPos", -4)) * 16
