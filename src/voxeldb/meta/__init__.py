@@ -24,12 +24,27 @@ from voxeldb.meta._migrations import (
     upgrade,
 )
 from voxeldb.meta._passwords import validate_password
-from voxeldb.meta._session import SessionLocal, configure, get_engine
-from voxeldb.meta._stories import Story, StoryChoice
+from voxeldb.meta._rules import (
+    EMAIL_PATTERN,
+    MAX_JSON_BYTES,
+    MAX_JSON_DEPTH,
+    USERNAME_PATTERN,
+    check_email,
+    check_json_object,
+    check_number_map,
+    check_position,
+    check_text,
+)
+from voxeldb.meta._session import SessionLocal, configure, get_engine, write_lock
+from voxeldb.meta._stories import Story, StoryChoice, StoryProgress
 from voxeldb.meta._users import User, UserSession
 from voxeldb.meta._worlds import BlockState, World, WorldChunk
 
 __all__ = [
+    "EMAIL_PATTERN",
+    "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
+    "USERNAME_PATTERN",
     "AIAgent",
     "AIAgentActivity",
     "Base",
@@ -40,6 +55,7 @@ __all__ = [
     "SessionLocal",
     "Story",
     "StoryChoice",
+    "StoryProgress",
     "User",
     "UserSession",
     "World",
@@ -47,6 +63,11 @@ __all__ = [
     "WorldEvolutionLog",
     "alembic_config",
     "check_database_health",
+    "check_email",
+    "check_json_object",
+    "check_number_map",
+    "check_position",
+    "check_text",
     "configure",
     "configure_kwargs",
     "count_rows",
@@ -60,4 +81,5 @@ __all__ = [
     "table_stats",
     "upgrade",
     "validate_password",
+    "write_lock",
 ]

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import DateTime, event, func, text
+from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from voxeldb._ids import as_uuid
@@ -18,10 +19,17 @@ __all__ = [
     "NAMING_CONVENTION",
     "Base",
     "JSONType",
+    "MutableJSON",
     "TimestampMixin",
     "UUIDType",
     "uuid_pk",
 ]
+
+
+MutableJSON: Any = MutableDict.as_mutable(JSONType)
+"""The type of every ``dict[str, Any]`` column: in-place changes (``character.position["x"] =
+500``) mark the attribute changed, so the next flush writes them. Only top-level keys are
+tracked: replace a nested dict (or call ``flag_modified``) to change inside it."""
 
 
 class Base(DeclarativeBase):
@@ -35,7 +43,7 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         uuid.UUID: UUIDType(),
         datetime: DateTime(timezone=True),
-        dict[str, Any]: JSONType,
+        dict[str, Any]: MutableJSON,
         list[Any]: JSONType,
     }
 

@@ -22,9 +22,17 @@ from sqlalchemy.orm import (
     Mapper,
     mapped_column,
     relationship,
+    validates,
 )
 
 from voxeldb.meta._base import EMPTY_JSON, Base, TimestampMixin, uuid_pk
+from voxeldb.meta._rules import (
+    check_json_object,
+    check_number_map,
+    check_position,
+    check_text,
+    model_rule,
+)
 
 if TYPE_CHECKING:
     from voxeldb.meta._users import User
@@ -75,8 +83,38 @@ class Character(TimestampMixin, Base):
         Index(None, "world_id", "pos_x", "pos_z"),
     )
 
+    @validates("name", "character_class")
+    def _check_names(self, key: str, value: Any) -> str:
+        limit = 100 if key == "name" else 50
+        return model_rule(key, lambda v, what: _bounded_text(v, what, limit), value)  # type: ignore[no-any-return]
+
+    @validates("stats")
+    def _check_stats(self, key: str, value: Any) -> dict[str, Any]:
+        return model_rule(key, check_number_map, value)  # type: ignore[no-any-return]
+
+    @validates("position")
+    def _check_position(self, key: str, value: Any) -> dict[str, Any]:
+        return model_rule(key, check_position, value)  # type: ignore[no-any-return]
+
+    @validates("level", "experience")
+    def _check_progress(self, key: str, value: Any) -> int:
+        low = 1 if key == "level" else 0
+
+        def rule(v: Any, what: str) -> int:
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"{what} must be an integer >= {low}, got {v!r}")
+            return v
+
+        return model_rule(key, rule, value)  # type: ignore[no-any-return]
+
     def __repr__(self) -> str:
         return f"Character(id={self.id!s}, name={self.name!r})"
+
+
+def _bounded_text(value: Any, what: str, limit: int) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= limit:
+        raise ValueError(f"{what} must be text of 1 to {limit} characters, got {value!r}")
+    return check_text(value, what)
 
 
 def _sync_position(_mapper: Mapper[Any], _conn: Any, target: Character) -> None:
@@ -112,6 +150,19 @@ class InventoryItem(TimestampMixin, Base):
 
     character: Mapped[Character] = relationship(back_populates="inventory")
 
+    @validates("quantity")
+    def _check_quantity(self, key: str, value: Any) -> int:
+        def rule(v: Any, what: str) -> int:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{what} must be an integer >= 0, got {v!r}")
+            return v
+
+        return model_rule(key, rule, value)  # type: ignore[no-any-return]
+
+    @validates("item_data")
+    def _check_item_data(self, key: str, value: Any) -> dict[str, Any]:
+        return model_rule(key, check_json_object, value)  # type: ignore[no-any-return]
+
     __table_args__ = (CheckConstraint("quantity >= 0", name="quantity_non_negative"),)
 
 
@@ -135,6 +186,19 @@ class CharacterRelationship(TimestampMixin, Base):
         foreign_keys=[character_id], back_populates="relationships"
     )
     target_character: Mapped[Character] = relationship(foreign_keys=[target_character_id])
+
+    @validates("affinity")
+    def _check_affinity(self, key: str, value: Any) -> float:
+        def rule(v: Any, what: str) -> float:
+            if isinstance(v, bool) or not isinstance(v, int | float) or not -1e9 < v < 1e9:
+                raise ValueError(f"{what} must be a finite number, got {v!r}")
+            return float(v)
+
+        return model_rule(key, rule, value)  # type: ignore[no-any-return]
+
+    @validates("relationship_data")
+    def _check_relationship_data(self, key: str, value: Any) -> dict[str, Any]:
+        return model_rule(key, check_json_object, value)  # type: ignore[no-any-return]
 
     __table_args__ = (
         UniqueConstraint(

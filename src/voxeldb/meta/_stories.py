@@ -17,9 +17,11 @@ from sqlalchemy.orm import (
     Mapped,
     mapped_column,
     relationship,
+    validates,
 )
 
 from voxeldb.meta._base import EMPTY_JSON, Base, TimestampMixin, uuid_pk
+from voxeldb.meta._rules import check_json_object, model_rule
 
 if TYPE_CHECKING:
     from voxeldb.meta._characters import Character
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Story",
     "StoryChoice",
+    "StoryProgress",
 ]
 
 
@@ -56,6 +59,12 @@ class Story(TimestampMixin, Base):
         passive_deletes=True,
         order_by="StoryChoice.choice_order",
     )
+
+    @validates("branching_data", "narrative_threads", "ai_evolution")
+    def _check_json(self, key: str, value: Any) -> dict[str, Any]:
+        # The graph itself is checked by voxeldb.services (start_story, set_story_graph):
+        # a story may hold any JSON object until it is played.
+        return model_rule(key, check_json_object, value)  # type: ignore[no-any-return]
 
     # GIN (jsonb_path_ops: containment @> only, smaller and faster than the default opclass)
     # on PostgreSQL; SQLite has no JSON index worth having, so the indexes are not made there.
@@ -94,3 +103,24 @@ class StoryChoice(Base):
     character: Mapped[Character | None] = relationship()
 
     __table_args__ = (Index(None, "story_id", "choice_order"),)
+
+
+class StoryProgress(Base):
+    """Where a character stands in a story: the node it is at, and how many choices it made.
+
+    One row per (story, character), written by ``voxeldb.services.start_story`` and
+    ``choose`` (docs/playing.md).
+    """
+
+    __tablename__ = "story_progress"
+
+    story_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True
+    )
+    character_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("characters.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    node: Mapped[str] = mapped_column(String(100))
+    steps: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    started_at: Mapped[datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))
+    updated_at: Mapped[datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))

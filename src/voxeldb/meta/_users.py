@@ -19,11 +19,19 @@ from sqlalchemy.orm import (
     Mapped,
     mapped_column,
     relationship,
+    validates,
 )
 
 from voxeldb._time import utcnow
 from voxeldb.meta._base import EMPTY_JSON, Base, TimestampMixin, uuid_pk
 from voxeldb.meta._passwords import check_no_password, check_password_hash, hash_password
+from voxeldb.meta._rules import (
+    USERNAME_PATTERN,
+    check_email,
+    check_password_hash_shape,
+    check_text,
+    model_rule,
+)
 
 if TYPE_CHECKING:
     from voxeldb.meta._characters import Character
@@ -54,6 +62,25 @@ class User(TimestampMixin, Base):
     sessions: Mapped[list[UserSession]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    @validates("username")
+    def _check_username(self, key: str, value: Any) -> str:
+        # The services also want 3 characters at least (username_key); the model refuses
+        # only what no user could be named.
+        def rule(v: Any, what: str) -> str:
+            if not isinstance(v, str) or not 1 <= len(v) <= 50 or not USERNAME_PATTERN.match(v):
+                raise ValueError(f"{what} must be 1 to 50 letters, digits, '_', '.' or '-': {v!r}")
+            return check_text(v, what)
+
+        return model_rule(key, rule, value)  # type: ignore[no-any-return]
+
+    @validates("email")
+    def _check_email(self, key: str, value: Any) -> str:
+        return model_rule(key, check_email, value)  # type: ignore[no-any-return]
+
+    @validates("password_hash")
+    def _check_password_hash(self, key: str, value: Any) -> str:
+        return model_rule(key, check_password_hash_shape, value)  # type: ignore[no-any-return]
 
     def set_password(self, password: str) -> None:
         """Hash ``password`` (bcrypt, policy-checked); revokes every login session of the user."""

@@ -1,53 +1,268 @@
-"""Stories and the choices characters make in them."""
+"""Stories: their graphs, characters playing them, and agents evolving them.
+
+A story's ``branching_data`` is a graph of nodes and options (``_story_graph``; the shape is
+in docs/playing.md). A character starts a story at its start node (:func:`start_story`),
+sees the options whose conditions it meets (:func:`available_choices`), and takes one
+(:func:`choose`): that records a StoryChoice, moves the character to the option's node
+(``StoryProgress``) and applies the option's effects, all in one transaction.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from pydantic import Field
+from sqlalchemy import Table, and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from voxeldb._time import utcnow
 from voxeldb.errors import UnknownIdError, ValidationError
-from voxeldb.meta import Character, Story, StoryChoice, World
+from voxeldb.meta import (
+    Character,
+    CharacterRelationship,
+    InventoryItem,
+    Story,
+    StoryChoice,
+    StoryProgress,
+    World,
+    WorldEvolutionLog,
+    write_lock,
+)
+from voxeldb.services._agents import agent_named, check_impact, lock_world, record_evolution
 from voxeldb.services._common import parse_id, session_scope, validated
-from voxeldb.services._validation import ChoiceInput, StoryInput
+from voxeldb.services._permissions import require_permission
+from voxeldb.services._progression import LevelUp, apply_experience, refresh_character
+from voxeldb.services._relationships import apply_affinity
+from voxeldb.services._story_graph import Node, Option, parse_graph, parse_node
+from voxeldb.services._validation import (
+    AgentActivityInput,
+    ChoiceInput,
+    StoryInput,
+    _Strict,
+    check_json_object,
+)
 
-__all__ = ["create_story", "make_choice"]
+__all__ = [
+    "STORY_RELATIONSHIP_TYPE",
+    "StoryOption",
+    "StoryState",
+    "available_choices",
+    "choose",
+    "create_story",
+    "evolve_story",
+    "make_choice",
+    "set_story_graph",
+    "start_story",
+    "story_state",
+]
+
+STORY_RELATIONSHIP_TYPE = "acquaintance"
+"""The relationship type an option's ``affinity`` effect adjusts."""
+
+_chars = cast(Table, Character.__table__)
+_stories = cast(Table, Story.__table__)
+_progress = cast(Table, StoryProgress.__table__)
+_items = cast(Table, InventoryItem.__table__)
+_rels = cast(Table, CharacterRelationship.__table__)
+
+
+@dataclass(frozen=True)
+class StoryOption:
+    """An option a character may take now: pass ``id`` to :func:`choose`."""
+
+    id: str
+    text: str
+    to: str
+
+
+@dataclass(frozen=True)
+class StoryState:
+    """Where a character stands in a story."""
+
+    node: str
+    text: str
+    steps: int
+    choices: list[StoryOption]
+    started: bool
+
+    @property
+    def ended(self) -> bool:
+        """The node has no options left to take (an ending, or every option is barred)."""
+        return not self.choices
+
+
+class _OptionKey(_Strict):
+    option: str = Field(min_length=1, max_length=1000)
+
+
+def _id(value: Any, field: str, model: type[Any]) -> uuid.UUID:
+    if isinstance(value, model):
+        return value.id  # type: ignore[no-any-return]
+    return parse_id(value, field)
+
+
+# --- authoring -----------------------------------------------------------------------------
 
 
 def create_story(
-    world_id: Any, title: str, story_type: str, *, session: Session | None = None
+    world_id: Any,
+    title: str,
+    story_type: str,
+    *,
+    branching_data: dict[str, Any] | None = None,
+    session: Session | None = None,
+    as_user: Any = None,
 ) -> Story:
-    """A new story arc in ``world_id``, its main narrative thread begun."""
+    """A new story arc in ``world_id``, its main narrative thread begun; ``branching_data``
+    (optional) is its graph, validated."""
     wid = parse_id(world_id, "world_id")
     data = validated(StoryInput, title=title, story_type=story_type)
+    graph = None
+    if branching_data is not None:
+        parse_graph(branching_data)
+        graph = branching_data
     with session_scope(session, write=True) as s:
         if s.get(World, wid) is None:
             raise UnknownIdError(f"world_id: no world {wid}", field="world_id")
+        require_permission(s, as_user, world_id=wid)
         story = Story(
             world_id=wid,
             title=data.title,
             story_type=data.story_type,
             narrative_threads={"main": "The adventure begins..."},
+            branching_data=graph if graph is not None else {},
         )
         s.add(story)
     return story
 
 
+def set_story_graph(
+    story: Any,
+    branching_data: dict[str, Any],
+    *,
+    session: Session | None = None,
+    as_user: Any = None,
+) -> Story:
+    """Replace a story's graph (validated); its ``version`` goes up by one.
+
+    Characters standing on a node the new graph lacks get a ValidationError from
+    :func:`choose` until they start again (``start_story(..., restart=True)``).
+    """
+    sid = _id(story, "story", Story)
+    parse_graph(branching_data)
+    with session_scope(session, write=True) as s:
+        obj = s.get(Story, sid, with_for_update=True, populate_existing=True)
+        if obj is None:
+            raise UnknownIdError(f"story: no story {sid}", field="story")
+        require_permission(s, as_user, story_id=sid)
+        obj.branching_data = branching_data
+        obj.version = (obj.version or 0) + 1
+    return obj
+
+
+def evolve_story(
+    story: Any,
+    agent_name: str,
+    threads: dict[str, Any],
+    *,
+    impact: float = 0.5,
+    session: Session | None = None,
+    as_user: Any = None,
+) -> WorldEvolutionLog:
+    """An agent changes a story's narrative threads; journaled in the world evolution log.
+
+    ``threads`` maps thread names to their new text (None removes a thread). The story's
+    ``version`` goes up, ``ai_evolution`` records who evolved it last and how often, and the
+    world counts a ``"story_evolution"`` activity (``World.evolution_state``). Returns the
+    evolution log entry; its ``changes_made`` has the story id and the threads before and
+    after.
+    """
+    sid = _id(story, "story", Story)
+    try:
+        check_json_object(threads, "threads")
+    except ValueError as exc:
+        raise ValidationError(str(exc), field="threads") from None
+    for name, text in threads.items():
+        if text is not None and not isinstance(text, str):
+            raise ValidationError(
+                f"threads[{name!r}] must be text or None, got {type(text).__name__}",
+                field="threads",
+            )
+    if not threads:
+        raise ValidationError("threads: nothing to change", field="threads")
+    name = validated(
+        AgentActivityInput, agent_name=agent_name, activity_type="story_evolution", data={}
+    ).agent_name
+    score = check_impact(impact)
+    with session_scope(session, write=True) as s:
+        agent = agent_named(s, name)
+        obj = s.get(Story, sid)
+        if obj is None:
+            raise UnknownIdError(f"story: no story {sid}", field="story")
+        require_permission(s, as_user, story_id=sid)
+        world = lock_world(s, obj.world_id)  # the world first, then the story: one lock order
+        obj = s.get(Story, sid, with_for_update=True, populate_existing=True)
+        assert obj is not None
+        before = dict(obj.narrative_threads or {})
+        after = dict(before)
+        for thread, text in threads.items():
+            if text is None:
+                after.pop(thread, None)
+            else:
+                after[thread] = text
+        obj.narrative_threads = after
+        obj.version = (obj.version or 0) + 1
+        evolution = dict(obj.ai_evolution or {})
+        evolution.update(
+            last_agent=agent.agent_name,
+            last_evolved_at=utcnow().isoformat().replace("+00:00", "Z"),
+            evolutions=int(evolution.get("evolutions", 0)) + 1,
+        )
+        obj.ai_evolution = evolution
+        changed = {k: before.get(k) for k in threads}
+        _activity, log = record_evolution(
+            s,
+            agent,
+            world,
+            "story_evolution",
+            {
+                "story_id": str(sid),
+                "before": changed,
+                "after": {k: after.get(k) for k in threads},
+            },
+            score,
+        )
+    return log
+
+
+# --- playing -------------------------------------------------------------------------------
+
+
 def make_choice(
-    story_id: Any, character_id: Any, choice_text: str, *, session: Session | None = None
+    story_id: Any,
+    character_id: Any,
+    choice_text: str,
+    *,
+    session: Session | None = None,
+    as_user: Any = None,
 ) -> StoryChoice:
-    """Record a character's choice in a story; choices are numbered 1, 2, 3, ... per story."""
+    """Record a free-text choice (the seed's); choices are numbered 1, 2, 3, ... per story.
+
+    It does not move the character in the story's graph: :func:`choose` does.
+    """
     sid = parse_id(story_id, "story_id")
     cid = parse_id(character_id, "character_id")
     data = validated(ChoiceInput, choice_text=choice_text)
     with session_scope(session, write=True) as s:
-        story = s.get(Story, sid)
+        story = s.get(Story, sid, with_for_update=True)
         if story is None:
             raise UnknownIdError(f"story_id: no story {sid}", field="story_id")
         character = s.get(Character, cid)
         if character is None:
             raise UnknownIdError(f"character_id: no character {cid}", field="character_id")
+        require_permission(s, as_user, character_id=cid)
         if character.world_id != story.world_id:
             raise ValidationError(
                 "character_id: the character is not in the story's world", field="character_id"
@@ -65,3 +280,352 @@ def make_choice(
         )
         s.add(choice)
     return choice
+
+
+@dataclass
+class _Play:
+    """One character's row and place in one story, read (and the character locked) at once."""
+
+    world_id: uuid.UUID
+    stats: dict[str, Any]
+    level: int
+    branching_data: dict[str, Any]
+    node: str | None
+    steps: int
+
+
+def _read_play(s: Session, sid: uuid.UUID, cid: uuid.UUID, *, lock: bool) -> _Play:
+    query = (
+        select(
+            _chars.c.world_id,
+            _chars.c.stats,
+            _chars.c.level,
+            _stories.c.world_id.label("story_world"),
+            _stories.c.status,
+            _stories.c.branching_data,
+            _progress.c.node,
+            _progress.c.steps,
+        )
+        .select_from(
+            _chars.join(_stories, _stories.c.id == sid).outerjoin(
+                _progress,
+                and_(_progress.c.story_id == sid, _progress.c.character_id == cid),
+            )
+        )
+        .where(_chars.c.id == cid)
+    )
+    if lock:
+        query = query.with_for_update(of=_chars)
+    row = s.execute(query).one_or_none()
+    if row is None:
+        if s.scalar(select(_stories.c.id).where(_stories.c.id == sid)) is None:
+            raise UnknownIdError(f"story: no story {sid}", field="story")
+        raise UnknownIdError(f"character: no character {cid}", field="character")
+    if row.world_id != row.story_world:
+        raise ValidationError(
+            "character: the character is not in the story's world", field="character"
+        )
+    if row.status != "active":
+        raise ValidationError(f"story: the story is {row.status}, not active", field="story")
+    return _Play(
+        world_id=row.world_id,
+        stats=dict(row.stats or {}),
+        level=row.level,
+        branching_data=row.branching_data or {},
+        node=row.node,
+        steps=row.steps or 0,
+    )
+
+
+def _current(play: _Play) -> tuple[str, Node, set[str]]:
+    if play.node is None:
+        graph = parse_graph(play.branching_data)  # the whole graph, once, when play begins
+        node_id = graph.start
+    else:
+        node_id = play.node
+    node, ids = parse_node(play.branching_data, node_id)
+    return node_id, node, ids
+
+
+def _holdings(
+    s: Session, cid: uuid.UUID, options: list[Option]
+) -> tuple[dict[str, int], dict[str, float]]:
+    """The item counts and affinities the options' conditions and effects look at."""
+    names = {n for o in options for n in o.conditions.items}
+    names |= {n for o in options for n, q in o.effects.items.items() if q < 0}
+    targets = {parse_id(t, "target") for o in options for t in o.conditions.relationships}
+    items: dict[str, int] = {}
+    if names:
+        items = {
+            name: int(total)
+            for name, total in s.execute(
+                select(_items.c.item_name, func.sum(_items.c.quantity))
+                .where(_items.c.character_id == cid, _items.c.item_name.in_(names))
+                .group_by(_items.c.item_name)
+            ).all()
+        }
+    affinity: dict[str, float] = {}
+    if targets:
+        affinity = {
+            str(target): float(best)
+            for target, best in s.execute(
+                select(_rels.c.target_character_id, func.max(_rels.c.affinity))
+                .where(_rels.c.character_id == cid, _rels.c.target_character_id.in_(targets))
+                .group_by(_rels.c.target_character_id)
+            ).all()
+        }
+    return items, affinity
+
+
+def _why_not(
+    option: Option, play: _Play, items: dict[str, int], affinity: dict[str, float]
+) -> str | None:
+    """Why ``option`` is not available (None when it is)."""
+    cond = option.conditions
+    if cond.level is not None and not cond.level.holds(play.level):
+        return f"level must be {cond.level.describe()} (it is {play.level})"
+    for stat, bounds in cond.stats.items():
+        value = play.stats.get(stat, 0)
+        if not isinstance(value, int | float) or not bounds.holds(value):
+            return f"stat {stat!r} must be {bounds.describe()} (it is {value!r})"
+    for name, needed in cond.items.items():
+        if items.get(name, 0) < needed:
+            return f"needs {needed} {name!r} (has {items.get(name, 0)})"
+    for name, change in option.effects.items.items():
+        if change < 0 and items.get(name, 0) < -change:
+            return f"takes {-change} {name!r} (has {items.get(name, 0)})"
+    for target, bounds in cond.relationships.items():
+        value = affinity.get(str(uuid.UUID(target)), 0.0)
+        if not bounds.holds(value):
+            return f"affinity towards {target} must be {bounds.describe()} (it is {value})"
+    return None
+
+
+def _options(s: Session, cid: uuid.UUID, play: _Play, node: Node) -> list[StoryOption]:
+    items, affinity = _holdings(s, cid, node.options)
+    return [
+        StoryOption(o.id, o.text, o.to)
+        for o in node.options
+        if _why_not(o, play, items, affinity) is None
+    ]
+
+
+def start_story(
+    story: Any,
+    character: Any,
+    *,
+    restart: bool = False,
+    session: Session | None = None,
+    as_user: Any = None,
+) -> StoryProgress:
+    """Put a character at the story's start node (the whole graph is validated first).
+
+    A character already in the story stays where it is unless ``restart``. Returns its
+    place (``StoryProgress``: ``node``, ``steps``).
+    """
+    sid = _id(story, "story", Story)
+    cid = _id(character, "character", Character)
+    with session_scope(session, write=True) as s:
+        require_permission(s, as_user, character_id=cid)
+        write_lock(s)
+        play = _read_play(s, sid, cid, lock=True)
+        start = parse_graph(play.branching_data).start
+        progress = s.get(StoryProgress, (sid, cid), populate_existing=True)
+        now = utcnow()
+        if progress is None:
+            progress = StoryProgress(
+                story_id=sid, character_id=cid, node=start, steps=0, started_at=now, updated_at=now
+            )
+            s.add(progress)
+        elif restart:
+            progress.node, progress.steps = start, 0
+            progress.started_at = progress.updated_at = now
+    return progress
+
+
+def story_state(story: Any, character: Any, *, session: Session | None = None) -> StoryState:
+    """Where the character stands: its node, the node's text, and the options open to it
+    (a character that has not started is shown the start node)."""
+    sid = _id(story, "story", Story)
+    cid = _id(character, "character", Character)
+    with session_scope(session) as s:
+        play = _read_play(s, sid, cid, lock=False)
+        node_id, node, _ = _current(play)
+        return StoryState(
+            node=node_id,
+            text=node.text,
+            steps=play.steps,
+            choices=_options(s, cid, play, node),
+            started=play.node is not None,
+        )
+
+
+def available_choices(
+    story: Any, character: Any, *, session: Session | None = None
+) -> list[StoryOption]:
+    """The options the character may take now, in the story's order; conditions it does not
+    meet hide an option. A character that has not started sees the start node's."""
+    return story_state(story, character, session=session).choices
+
+
+def choose(
+    story: Any,
+    character: Any,
+    option: str,
+    *,
+    session: Session | None = None,
+    as_user: Any = None,
+) -> StoryChoice:
+    """Take ``option`` (its id, or its text) at the character's node.
+
+    In one transaction: records a StoryChoice (``choice_order`` is the choice's place in
+    the character's path through this story: 1, 2, 3, ...; ``consequences`` says the
+    option, the nodes left and reached, the effects and the levels reached), moves the
+    character to the option's node, and applies the option's effects (stats, items,
+    affinity, experience). An option that is not there, or whose conditions the character
+    does not meet, is a ValidationError naming ``option`` and saying why. A character that
+    has not started the story starts it here.
+    """
+    sid = _id(story, "story", Story)
+    cid = _id(character, "character", Character)
+    key = validated(_OptionKey, option=option).option
+    with session_scope(session, write=True) as s:
+        require_permission(s, as_user, character_id=cid)
+        write_lock(s)
+        play = _read_play(s, sid, cid, lock=True)
+        node_id, node, ids = _current(play)
+        picked = node.option(key)
+        if picked is None:
+            offered = ", ".join(repr(o.id) for o in node.options) or "none: it is an ending"
+            raise ValidationError(
+                f"option: {key!r} is not an option at node {node_id!r} (options: {offered})",
+                field="option",
+            )
+        items, affinity = _holdings(s, cid, [picked])
+        reason = _why_not(picked, play, items, affinity)
+        if reason is not None:
+            raise ValidationError(
+                f"option: {picked.id!r} is not available at node {node_id!r}: {reason}",
+                field="option",
+            )
+        if picked.to not in ids:
+            raise ValidationError(
+                f"option: {picked.id!r} leads to {picked.to!r}, which is not a node",
+                field="option",
+            )
+        changed, events = _apply_effects(s, cid, play, picked)
+        now = utcnow()
+        if play.node is None:
+            s.execute(
+                _progress.insert().values(
+                    story_id=sid,
+                    character_id=cid,
+                    node=picked.to,
+                    steps=1,
+                    started_at=now,
+                    updated_at=now,
+                )
+            )
+        else:
+            s.execute(
+                update(_progress)
+                .where(_progress.c.story_id == sid, _progress.c.character_id == cid)
+                .values(node=picked.to, steps=_progress.c.steps + 1, updated_at=now)
+            )
+        effects = picked.effects.model_dump(exclude_defaults=True)
+        choice = StoryChoice(
+            id=uuid.uuid4(),
+            story_id=sid,
+            character_id=cid,
+            choice_text=picked.text,
+            choice_order=play.steps + 1,
+            consequences={
+                "option": picked.id,
+                "from": node_id,
+                "to": picked.to,
+                "effects": effects,
+                "level_ups": [e.level for e in events],
+            },
+            created_at=now,
+        )
+        s.add(choice)
+        progress = s.identity_map.get((StoryProgress, (sid, cid), None))
+        if progress is not None:
+            s.expire(progress)
+        if changed:
+            refresh_character(s, character, cid, changed)
+    return choice
+
+
+def _apply_effects(
+    s: Session, cid: uuid.UUID, play: _Play, option: Option
+) -> tuple[dict[str, Any], list[LevelUp]]:
+    effects = option.effects
+    changed: dict[str, Any] = {}
+    if effects.stats:
+        stats = dict(play.stats)
+        for stat, delta in effects.stats.items():
+            stats[stat] = stats.get(stat, 0) + delta
+        s.execute(update(_chars).where(_chars.c.id == cid).values(stats=stats))
+        changed["stats"] = stats
+    for name, quantity in effects.items.items():
+        if quantity > 0:
+            _give(s, cid, name, quantity)
+        elif quantity < 0:
+            _take(s, cid, name, -quantity)
+    for target, delta in effects.affinity.items():
+        apply_affinity(s, cid, parse_id(target, "affinity"), float(delta), STORY_RELATIONSHIP_TYPE)
+    events: list[LevelUp] = []
+    if effects.experience:
+        events, more = apply_experience(s, cid, effects.experience, own_session=False)
+        changed.update(more)
+    return changed, events
+
+
+def _give(s: Session, cid: uuid.UUID, name: str, quantity: int) -> None:
+    row = s.execute(
+        select(_items.c.id)
+        .where(_items.c.character_id == cid, _items.c.item_name == name)
+        .order_by(_items.c.created_at, _items.c.id)
+        .limit(1)
+    ).first()
+    if row is None:
+        s.execute(
+            _items.insert().values(
+                id=uuid.uuid4(),
+                character_id=cid,
+                item_type="material",
+                item_name=name,
+                quantity=quantity,
+                item_data={},
+            )
+        )
+    else:
+        s.execute(
+            update(_items)
+            .where(_items.c.id == row.id)
+            .values(quantity=_items.c.quantity + quantity, updated_at=utcnow())
+        )
+
+
+def _take(s: Session, cid: uuid.UUID, name: str, quantity: int) -> None:
+    rows = s.execute(
+        select(_items.c.id, _items.c.quantity)
+        .where(_items.c.character_id == cid, _items.c.item_name == name)
+        .order_by(_items.c.quantity, _items.c.id)
+    ).all()
+    for row in rows:
+        if quantity <= 0:
+            break
+        used = min(quantity, row.quantity)
+        quantity -= used
+        if used == row.quantity:
+            s.execute(delete(_items).where(_items.c.id == row.id))
+        else:
+            s.execute(
+                update(_items)
+                .where(_items.c.id == row.id)
+                .values(quantity=_items.c.quantity - used, updated_at=utcnow())
+            )
+    if quantity > 0:  # the character row is locked: only a bug gets here
+        raise ValidationError(f"option: not enough {name!r} to take", field="option")

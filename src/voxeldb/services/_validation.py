@@ -9,15 +9,23 @@ field, before any SQL runs.
 
 from __future__ import annotations
 
-import math
-import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from voxeldb.chunks import DEFAULT_HEIGHT, DEFAULT_MIN_Y, MAX_HEIGHT
+from voxeldb.meta import (
+    EMAIL_PATTERN,
+    MAX_JSON_BYTES,
+    MAX_JSON_DEPTH,
+    USERNAME_PATTERN,
+    check_json_object,
+    check_text,
+)
 
 __all__ = [
+    "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
     "AgentActivityInput",
     "CharacterInput",
     "ChoiceInput",
@@ -32,27 +40,9 @@ __all__ = [
     "username_key",
 ]
 
-MAX_JSON_DEPTH = 32
-"""Containers (dicts, lists) nested at most this deep in service JSON."""
-MAX_JSON_BYTES = 256 * 1024
-"""Service JSON (world settings, agent configuration, activity data) is at most this large."""
-_INT64 = range(-(2**63), 2**63)
-
-_EMAIL = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
-)
-_USERNAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
-def check_text(value: str, what: str) -> str:
-    """``value`` if both backends can store it: no NUL characters, no lone surrogates."""
-    if "\x00" in value:
-        raise ValueError(f"{what} must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{what} is not valid Unicode (it has a lone surrogate)") from None
-    return value
+# The rules themselves live in voxeldb.meta, which the models check with too (@validates).
+_EMAIL = EMAIL_PATTERN
+_USERNAME = USERNAME_PATTERN
 
 
 def is_storable_text(value: object) -> bool:
@@ -73,52 +63,6 @@ def username_key(username: str) -> str | None:
     if not 3 <= len(name) <= 50 or not _USERNAME.fullmatch(name):
         return None
     return name.lower()
-
-
-def check_json_object(value: Any, what: str) -> dict[str, Any]:
-    """``value`` if it is a dict that JSON can store the same way on both backends.
-
-    String keys; text as :func:`check_text` wants it; integers within 64 bits; finite
-    floats; at most :data:`MAX_JSON_DEPTH` levels and about :data:`MAX_JSON_BYTES` bytes.
-    Walked without recursion, so no nesting gives a RecursionError.
-    """
-    if not isinstance(value, dict):
-        raise ValueError(f"{what} must be a dict, got {type(value).__name__}")
-    budget = MAX_JSON_BYTES
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list | tuple):
-            if depth > MAX_JSON_DEPTH:
-                raise ValueError(f"{what} is nested too deeply: at most {MAX_JSON_DEPTH} levels")
-            budget -= 2 + len(item)
-            if isinstance(item, dict):
-                for key, child in item.items():
-                    if not isinstance(key, str):
-                        raise ValueError(
-                            f"{what} has a key that is not a string: {type(key).__name__}"
-                        )
-                    budget -= len(check_text(key, f"{what} key").encode("utf-8")) + 3
-                    stack.append((child, depth + 1))
-            else:
-                stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, str):
-            budget -= len(check_text(item, what).encode("utf-8")) + 2
-        elif item is None or isinstance(item, bool):
-            budget -= 5
-        elif isinstance(item, int):
-            if item not in _INT64:
-                raise ValueError(f"{what} has an integer outside the signed 64-bit range")
-            budget -= 20
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                raise ValueError(f"{what} has a number JSON cannot hold: {item}")
-            budget -= 24
-        else:
-            raise ValueError(f"{what} is not JSON-able: it holds a {type(item).__name__}")
-        if budget < 0:
-            raise ValueError(f"{what} is too large: at most {MAX_JSON_BYTES} bytes as JSON")
-    return value
 
 
 class _Strict(BaseModel):

@@ -1,0 +1,231 @@
+"""Character progression: experience, the level curve, stat growth.
+
+The level curve and stat growth are defined here and nowhere else (docs/playing.md):
+
+- Going from level ``L`` to ``L + 1`` takes ``round(base * L ** exponent)`` experience, so a
+  character of ``experience`` points has the highest level whose cumulative total it has
+  reached. The defaults are :data:`DEFAULT_PROGRESSION`: ``base`` 100, ``exponent`` 1.5,
+  ``max_level`` 100 (experience keeps counting past it; the level does not).
+- Each level gained adds :data:`DEFAULT_PROGRESSION`'s ``stat_growth`` to the character's
+  stats (``strength``, ``intelligence``, ``dexterity`` +1 each), plus ``class_growth`` for
+  the character's class when that names it.
+
+A world overrides any of these with a ``"progression"`` object in its settings, e.g.
+``{"progression": {"base": 50, "stat_growth": {"strength": 2}}}`` (keys not given keep the
+defaults).
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from pydantic import Field, StrictFloat, StrictInt
+from sqlalchemy import Table, select, update
+from sqlalchemy.orm import Session, attributes
+
+from voxeldb.errors import UnknownIdError, ValidationError
+from voxeldb.meta import Character, World
+from voxeldb.services._common import parse_id, session_scope, validated
+from voxeldb.services._permissions import require_permission
+from voxeldb.services._settings_cache import get_cache
+from voxeldb.services._validation import _Strict
+
+__all__ = [
+    "DEFAULT_PROGRESSION",
+    "LevelUp",
+    "experience_for_level",
+    "gain_experience",
+    "level_for_experience",
+    "progression_of",
+]
+
+DEFAULT_PROGRESSION: dict[str, Any] = {
+    "base": 100,
+    "exponent": 1.5,
+    "max_level": 100,
+    "stat_growth": {"strength": 1, "intelligence": 1, "dexterity": 1},
+    "class_growth": {},
+}
+"""The level curve and stat growth every world has unless its settings say otherwise."""
+
+MAX_GAIN = 10**9
+"""The most experience one call may give."""
+
+_characters = cast(Table, Character.__table__)
+
+
+class Progression(_Strict):
+    base: StrictInt | StrictFloat = Field(default=100, gt=0, le=10**9)
+    exponent: StrictInt | StrictFloat = Field(default=1.5, ge=0, le=5)
+    max_level: StrictInt = Field(default=100, ge=1, le=10_000)
+    stat_growth: dict[str, StrictInt | StrictFloat] = Field(
+        default_factory=lambda: dict(DEFAULT_PROGRESSION["stat_growth"])
+    )
+    class_growth: dict[str, dict[str, StrictInt | StrictFloat]] = Field(default_factory=dict)
+
+
+class _GainInput(_Strict):
+    amount: StrictInt = Field(ge=0, le=MAX_GAIN)
+
+
+@dataclass(frozen=True)
+class LevelUp:
+    """A level the character reached, and what each stat gained with it."""
+
+    level: int
+    stat_gains: dict[str, int | float] = field(default_factory=dict)
+    kind: str = "level_up"
+
+
+def progression_of(settings: dict[str, Any] | None) -> Progression:
+    """The progression rules of a world with these settings (the defaults where not set)."""
+    raw = (settings or {}).get("progression") or {}
+    if not isinstance(raw, dict):
+        raise ValidationError("settings.progression must be an object", field="progression")
+    return _progression(_freeze(raw))
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return {k: _thaw(v) for k, v in value}
+    return value
+
+
+@functools.lru_cache(maxsize=256)
+def _progression(frozen: Any) -> Progression:
+    return validated(Progression, **_thaw(frozen))
+
+
+@functools.lru_cache(maxsize=64)
+def _thresholds(base: float, exponent: float, max_level: int) -> tuple[int, ...]:
+    """``t[i]``: the total experience level ``i + 1`` needs (``t[0] == 0``)."""
+    total, out = 0, [0]
+    for level in range(1, max_level):
+        total += round(base * level**exponent)
+        out.append(total)
+    return tuple(out)
+
+
+def experience_for_level(level: int, settings: dict[str, Any] | None = None) -> int:
+    """The total experience a character needs to be ``level`` (level 1 needs 0)."""
+    rules = progression_of(settings)
+    if not 1 <= level <= rules.max_level:
+        raise ValidationError(f"level must be 1..{rules.max_level}, got {level}", field="level")
+    return _thresholds(rules.base, rules.exponent, rules.max_level)[level - 1]
+
+
+def level_for_experience(experience: int, settings: dict[str, Any] | None = None) -> int:
+    """The level a character with ``experience`` points is (the curve above)."""
+    rules = progression_of(settings)
+    return bisect.bisect_right(_thresholds(rules.base, rules.exponent, rules.max_level), experience)
+
+
+def _world_settings(s: Session, world_id: uuid.UUID, own: bool) -> dict[str, Any]:
+    cache = get_cache()
+    cached = cache.get(world_id) if own else None
+    if cached is not None:
+        return cached
+    settings = s.scalar(select(World.world_settings).where(World.id == world_id)) or {}
+    if own:
+        cache.put(world_id, settings)
+    return dict(settings)
+
+
+def apply_experience(
+    s: Session, character_id: uuid.UUID, amount: int, *, own_session: bool
+) -> tuple[list[LevelUp], dict[str, Any]]:
+    """Add ``amount`` in the caller's transaction; the character row stays locked until it ends.
+
+    One ``UPDATE ... SET experience = experience + n RETURNING``: concurrent gains add up
+    on both backends (no read-then-write of the experience itself). Returns the events and
+    the new values of the columns it changed.
+    """
+    row = s.execute(
+        update(_characters)
+        .where(_characters.c.id == character_id)
+        .values(experience=_characters.c.experience + amount)
+        .returning(
+            _characters.c.experience,
+            _characters.c.level,
+            _characters.c.stats,
+            _characters.c.world_id,
+            _characters.c.character_class,
+        )
+    ).one_or_none()
+    if row is None:
+        raise UnknownIdError(f"character: no character {character_id}", field="character")
+    experience, level, stats, world_id, char_class = row
+    rules = progression_of(_world_settings(s, world_id, own_session))
+    thresholds = _thresholds(rules.base, rules.exponent, rules.max_level)
+    new_level = bisect.bisect_right(thresholds, experience)
+    changed: dict[str, Any] = {"experience": experience}
+    if new_level <= level:
+        return [], changed
+    growth = dict(rules.stat_growth)
+    for stat, extra in rules.class_growth.get(char_class, {}).items():
+        growth[stat] = growth.get(stat, 0) + extra
+    events: list[LevelUp] = []
+    new_stats = dict(stats or {})
+    for reached in range(level + 1, new_level + 1):
+        for stat, gain in growth.items():
+            new_stats[stat] = new_stats.get(stat, 0) + gain
+        events.append(LevelUp(level=reached, stat_gains=dict(growth)))
+    s.execute(
+        update(_characters)
+        .where(_characters.c.id == character_id)
+        .values(level=new_level, stats=new_stats)
+    )
+    changed.update(level=new_level, stats=new_stats)
+    return events, changed
+
+
+def refresh_character(
+    s: Session, character: Any, character_id: uuid.UUID, changed: dict[str, Any]
+) -> None:
+    """Show what a Core UPDATE changed on the Character objects the caller holds."""
+    targets = [character] if isinstance(character, Character) else []
+    in_session = s.identity_map.get((Character, (character_id,), None))
+    if in_session is not None and in_session not in targets:
+        targets.append(in_session)
+    for obj in targets:
+        for key, value in changed.items():
+            attributes.set_committed_value(obj, key, value)
+
+
+def character_id_of(character: Any) -> uuid.UUID:
+    if isinstance(character, Character):
+        return character.id
+    return parse_id(character, "character")
+
+
+def gain_experience(
+    character: Any,
+    amount: int,
+    *,
+    session: Session | None = None,
+    as_user: Any = None,
+) -> list[LevelUp]:
+    """Give a character ``amount`` experience; returns the levels it reached (oldest first).
+
+    ``character`` is a Character or its id. Stats grow by the world's ``stat_growth`` per
+    level gained. Concurrent gains on one character all count (the row is updated in
+    place, then locked until the transaction ends). A Character object passed in (or held
+    by ``session``) shows the new experience, level and stats afterwards.
+    """
+    cid = character_id_of(character)
+    gain = validated(_GainInput, amount=amount).amount
+    with session_scope(session, write=True) as s:
+        require_permission(s, as_user, character_id=cid)
+        events, changed = apply_experience(s, cid, gain, own_session=session is None)
+        refresh_character(s, character, cid, changed)
+    return events
