@@ -94,7 +94,7 @@ def choose(mixed: Array, highest: Array) -> Choice:
     modes_by_size = _MODES_U32 if wide else _MODES_U16
     top = int(highest.max())
     if top < SMALL_IDS:
-        small = _palettes_small(mixed, modes_by_size)
+        small = _palettes_small(mixed, modes_by_size, 5)
         return Choice(small, modes_by_size.take(small.sizes), None)
     limit = _MAX_P16 if wide else 256  # sections with more ids stay plain
     starts = _run_starts(mixed)
@@ -109,7 +109,7 @@ def choose(mixed: Array, highest: Array) -> Choice:
             codes = table.take(mixed)
         else:
             codes = np.searchsorted(ids, mixed).astype(np.uint16)
-        small = _palettes_small(codes, modes_by_size)
+        small = _palettes_small(codes, modes_by_size, 5 if ids.size <= 32 else 6)
         small = small._replace(values=ids.take(small.values))
         return Choice(small, modes_by_size.take(small.sizes), None)
     if at is None:
@@ -235,15 +235,14 @@ def pack(local: Array, width: int, pairs: bool) -> Array:
     return packed
 
 
-def _palettes_small(mixed: Array, modes_by_size: npt.NDArray[np.uint8]) -> Palettes:
+def _palettes_small(mixed: Array, modes_by_size: npt.NDArray[np.uint8], bits: int) -> Palettes:
     """Ids (or codes) below 64: one bit per id, OR-ed over each section, beats sorting.
 
     ``local`` then holds pair codes: for blocks 2j and 2j+1, ``i0 | i1 << width``, looked up
     in one gather from a per-section table indexed by both ids, which halves the gather and
-    for 4-bit sections already is the packed byte.
+    for 4-bit sections already is the packed byte. Ids are below ``1 << bits`` (5 or 6).
     """
     n = mixed.shape[0]
-    bits = 5 if int(mixed.max()) < 32 else 6  # per id in the pair keys
     if bits == 5:
         masks = np.bitwise_or.reduce(np.left_shift(_ONE32, mixed, dtype=np.uint32), axis=1)
         mask_bytes = masks.astype("<u4").view(np.uint8).reshape(n, 4)
