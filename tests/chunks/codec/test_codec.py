@@ -162,3 +162,60 @@ def test_encode_rejects_bad_arrays(array: npt.NDArray[np.generic], words: str) -
 def test_encode_rejects_non_arrays(thing: object) -> None:
     with pytest.raises(ChunkFormatError, match="numpy array"):
         encode_chunk(thing)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ decoding into given memory
+
+
+@pytest.mark.parametrize("compression", ["lz4", "zstd", "none"])
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
+def test_decode_into_a_view_of_a_region_array(compression: str, dtype: type) -> None:
+    """A store can decode a region into one preallocated array, chunk by chunk."""
+    rng = np.random.default_rng(3)
+    chunks = [generate_chunk(i, -i, seed=4, height=64, min_y=-64).astype(dtype) for i in range(3)]
+    chunks.append(rng.integers(0, 60000, (64, 16, 16)).astype(dtype))  # plain body
+    region = np.full((len(chunks), 64, 16, 16), 7, dtype)
+    for i, a in enumerate(chunks):
+        data = encode_chunk(a, compression=compression)
+        view = region[i]
+        assert decode_chunk(data, out=view) is view
+    for i, a in enumerate(chunks):
+        assert_same(region[i], a)
+
+
+def test_decode_into_leaves_the_input_alone(terrain: npt.NDArray[np.uint16]) -> None:
+    data = bytearray(encode_chunk(terrain, compression="none"))
+    out = np.empty_like(terrain)
+    decode_chunk(data, out=out)
+    out[:] = 0
+    assert_same(decode_chunk(bytes(data)), terrain)
+
+
+@pytest.mark.parametrize(
+    "out",
+    [
+        np.empty((384, 16, 16), np.uint32),  # other item size
+        np.empty((384, 16, 16), np.int16),  # signed
+        np.empty((368, 16, 16), np.uint16),  # other height
+        np.empty((384, 16, 32), np.uint16)[:, :, ::2],  # not contiguous
+        np.empty((384, 16, 16), ">u2"),  # not native
+        [0] * 10,
+    ],
+)
+def test_decode_into_the_wrong_array(terrain_bytes: bytes, out: object) -> None:
+    with pytest.raises(ChunkFormatError, match="out"):
+        decode_chunk(terrain_bytes, out=out)  # type: ignore[arg-type]
+
+
+def test_decode_into_a_read_only_array(terrain_bytes: bytes) -> None:
+    out = np.empty((384, 16, 16), np.uint16)
+    out.flags.writeable = False
+    with pytest.raises(ChunkFormatError, match="writable"):
+        decode_chunk(terrain_bytes, out=out)
+
+
+def test_fresh_arrays_are_writable_and_own_their_memory(terrain: npt.NDArray[np.uint16]) -> None:
+    for compression in ("lz4", "zstd", "none"):
+        a = decode_chunk(encode_chunk(terrain, compression=compression))
+        assert a.flags.writeable
+        a[0, 0, 0] += 1  # never aliases anything shared

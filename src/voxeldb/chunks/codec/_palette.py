@@ -61,8 +61,9 @@ _ONE64: Final = np.uint64(1)
 # (section, id0, id1) -> one key into the stacked pair tables of the bit-mask path.
 _ROW1024: Final = (np.arange(MAX_SECTIONS, dtype=np.uint32) << 10)[:, None]
 _ROW4096: Final = (np.arange(MAX_SECTIONS, dtype=np.uint32) << 12)[:, None]
+_SECTION_STARTS: Final = np.arange(MAX_SECTIONS, dtype=np.intp) * SECTION_BLOCKS
 # Shared by every thread: make accidental writes fail loudly.
-for _table in (_MODES_U16, _MODES_U32, _ROW1024, _ROW4096):
+for _table in (_MODES_U16, _MODES_U32, _ROW1024, _ROW4096, _SECTION_STARTS):
     _table.flags.writeable = False
 
 
@@ -100,16 +101,23 @@ def choose(mixed: Array, highest: Array) -> Choice:
     starts = _run_starts(mixed)
     noisy = np.count_nonzero(starts) > mixed.size * NOISY_RUNS  # short runs: sort sections
     at = None if noisy else np.flatnonzero(starts)
-    ids = None if at is None else _sorted_unique(mixed.reshape(-1).take(at))
-    if ids is not None and ids.size <= FEW_IDS:
+    at_ids = None if at is None else mixed.reshape(-1).take(at)
+    ids = None if at_ids is None else _sorted_unique(at_ids)
+    if at is not None and at_ids is not None and ids is not None and ids.size <= FEW_IDS:
         # Few distinct ids: number them 0..63 in order and take the bit-mask path.
         if top < TABLE_LIMIT:
             table = np.zeros(top + 1, dtype=np.uint16)
             table[ids] = np.arange(ids.size, dtype=np.uint16)
-            codes = table.take(mixed)
+            codes, at_codes = table.take(mixed), table.take(at_ids)
         else:
             codes = np.searchsorted(ids, mixed).astype(np.uint16)
-        small = _palettes_small(codes, modes_by_size, 5 if ids.size <= 32 else 6)
+            at_codes = np.searchsorted(ids, at_ids).astype(np.uint16)
+        # Each section's ids are those at its run starts: its bit mask needs only those.
+        bits = 5 if ids.size <= 32 else 6
+        one = _ONE32 if bits == 5 else _ONE64
+        section_runs = np.searchsorted(at, _SECTION_STARTS[: mixed.shape[0]])
+        masks = np.bitwise_or.reduceat(np.left_shift(one, at_codes, dtype=one.dtype), section_runs)
+        small = _palettes_small(codes, modes_by_size, bits, masks)
         small = small._replace(values=ids.take(small.values))
         return Choice(small, modes_by_size.take(small.sizes), None)
     if at is None:
@@ -235,20 +243,21 @@ def pack(local: Array, width: int, pairs: bool) -> Array:
     return packed
 
 
-def _palettes_small(mixed: Array, modes_by_size: npt.NDArray[np.uint8], bits: int) -> Palettes:
+def _palettes_small(
+    mixed: Array, modes_by_size: npt.NDArray[np.uint8], bits: int, masks: Array | None = None
+) -> Palettes:
     """Ids (or codes) below 64: one bit per id, OR-ed over each section, beats sorting.
 
     ``local`` then holds pair codes: for blocks 2j and 2j+1, ``i0 | i1 << width``, looked up
     in one gather from a per-section table indexed by both ids, which halves the gather and
-    for 4-bit sections already is the packed byte. Ids are below ``1 << bits`` (5 or 6).
+    for 4-bit sections already is the packed byte. Ids are below ``1 << bits`` (5 or 6);
+    ``masks``, if given, are the sections' presence masks (u32 or u64 by ``bits``).
     """
     n = mixed.shape[0]
-    if bits == 5:
-        masks = np.bitwise_or.reduce(np.left_shift(_ONE32, mixed, dtype=np.uint32), axis=1)
-        mask_bytes = masks.astype("<u4").view(np.uint8).reshape(n, 4)
-    else:
-        masks = np.bitwise_or.reduce(np.left_shift(_ONE64, mixed, dtype=np.uint64), axis=1)
-        mask_bytes = masks.astype("<u8").view(np.uint8).reshape(n, 8)
+    if masks is None:
+        one = _ONE32 if bits == 5 else _ONE64
+        masks = np.bitwise_or.reduce(np.left_shift(one, mixed, dtype=one.dtype), axis=1)
+    mask_bytes = masks.astype("<u4" if bits == 5 else "<u8").view(np.uint8).reshape(n, -1)
     present = np.unpackbits(mask_bytes, axis=1, bitorder="little")
     row, values = np.nonzero(present)
     sizes = np.bincount(row, minlength=n)
