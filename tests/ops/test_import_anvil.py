@@ -263,3 +263,12 @@ def test_chunks_from_before_1_18(database_url: str, tmp_path: Path) -> None:
         report = run_import(db, "anvil", mixed, "mixed")
     assert (report.imported, report.damaged) == (1, 1)
     assert "chunk (-32, -32)" in report.messages[0] and "before 1.18" in report.messages[0]
+
+
+def test_a_directory_without_region_files_is_refused(database_url: str, tmp_path: Path) -> None:
+    (tmp_path / "region").mkdir()
+    with voxeldb.connect(database_url, cache="memory") as db:
+        with pytest.raises(voxeldb.errors.ValidationError, match="no region files"):
+            import_world(db, "anvil", tmp_path, "none")
+        with pytest.raises(FileNotFoundError, match="no region directory"):
+            import_world(db, "anvil", tmp_path / "region", "none")

@@ -195,3 +195,17 @@ def test_cli(database_url: str, luanti_world: Path, tmp_path: Path) -> None:
     )
     assert refused.returncode == 2 and "leveldb" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_an_empty_map_is_refused(database_url: str, tmp_path: Path) -> None:
+    world = tmp_path / "empty"
+    world.mkdir()
+    (world / "world.mt").write_text("gameid = minetest_game\nbackend = sqlite3\n")
+    with sqlite3.connect(world / "map.sqlite") as conn:
+        conn.execute("CREATE TABLE blocks (pos INT PRIMARY KEY, data BLOB)")
+    with voxeldb.connect(database_url, cache="memory") as db:
+        with pytest.raises(voxeldb.errors.ValidationError, match="holds no MapBlocks"):
+            import_world(db, "luanti", world, "empty")
+        (world / "map.sqlite").write_bytes(b"not a database" * 100)
+        with pytest.raises(voxeldb.errors.ValidationError, match="cannot read the map"):
+            import_world(db, "luanti", world, "empty")

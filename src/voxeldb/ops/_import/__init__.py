@@ -131,6 +131,10 @@ def _import_anvil(
     from voxeldb.ops._import import _anvil
 
     files = _anvil.region_files(world_dir)
+    if not files:
+        raise ValidationError(
+            f"no region files (r.X.Z.mca) in {world_dir / 'region'}", field="path"
+        )
     plan = [(path, _anvil.region_slots(path, rx, rz)) for path, rx, rz in files]
     total = sum(len(slots) for _path, slots in plan)
     min_y, height = _anvil_shape(plan)
@@ -208,12 +212,11 @@ def _import_luanti(
     source = _luanti.open_map(world_dir)
     try:
         layout = source.columns()
-        if layout:
-            low = min(min(ys) for ys in layout.values())
-            high = max(max(ys) for ys in layout.values())
-            min_y, height = low * 16, (high - low + 1) * 16
-        else:
-            min_y, height = 0, 16
+        if not layout:
+            raise ValidationError(f"the map {source.name} holds no MapBlocks", field="path")
+        low = min(min(ys) for ys in layout.values())
+        high = max(max(ys) for ys in layout.values())
+        min_y, height = low * 16, (high - low + 1) * 16
         world, created = _world(db, name, "luanti", min_y, height)
         report = _report(world, created, "luanti")
         done = set() if replace or created else existing_chunks(db, world.id)

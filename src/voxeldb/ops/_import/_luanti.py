@@ -148,7 +148,7 @@ class _PostgresSource(BlockSource):
     def __init__(self, conninfo: str) -> None:
         import psycopg
 
-        self.name = "the world's PostgreSQL map"
+        self.name = "in PostgreSQL (world.mt's pgsql_connection)"
         self.conn = psycopg.connect(conninfo, autocommit=True)
 
     def positions(self) -> tuple[Any, Any, Any]:
@@ -452,5 +452,14 @@ def iter_tasks(
     source: BlockSource, columns: list[tuple[int, int, list[int]]], batch: int
 ) -> Iterator[list[ColumnTask]]:
     """The columns' data, ``batch`` columns at a time."""
+    import psycopg
+
     for i in range(0, len(columns), batch):
-        yield source.fetch(columns[i : i + batch])
+        try:
+            tasks = source.fetch(columns[i : i + batch])
+        except (sqlite3.Error, psycopg.Error) as exc:
+            reason = " ".join(str(exc).split())[:300]
+            raise ValidationError(
+                f"cannot read the map {source.name}: {reason}", field="path"
+            ) from None
+        yield tasks
