@@ -164,6 +164,7 @@ _PATHS = {  # what to switch off, and the path that leaves
     "no bit masks, binary search": {"SMALL_IDS": 0, "FEW_IDS": 0, "TABLE_LIMIT": 0},
     "sorting sections": {"SMALL_IDS": 0, "NOISY_RUNS": 0},
     "never sorting sections": {"SMALL_IDS": 0, "FEW_IDS": 0, "NOISY_RUNS": 2},
+    "no id table": {"REMEMBERED_IDS": 0},
 }
 
 
@@ -195,8 +196,27 @@ def test_every_palette_path_writes_the_same_bytes(
     for name, value in _PATHS[path].items():
         monkeypatch.setattr(_palette, name, value)
     for a, data in zip(chunks, expected, strict=True):
+        _palette._known.__dict__.clear()
         assert encode_chunk(a) == data
+        assert encode_chunk(a) == data  # again, with the thread's id table warm
         assert_same(decode_chunk(data), a)
+
+
+def test_the_ids_of_earlier_chunks_never_change_the_bytes() -> None:
+    """The thread's table of known ids is a shortcut only."""
+    rng = np.random.default_rng(9)
+    chunks = [_held_out_terrain(np.uint16, s) for s in range(6)]
+    chunks.append(chunks[0][:, ::-1].copy())
+    chunks.append(np.concatenate([section_with(np.arange(50) * 3 + 40, np.uint16), chunks[1]]))
+    chunks.append(np.concatenate([section_with(rng.choice(400, 60, replace=False), np.uint16)]))
+    chunks.append(chunks[2].astype(np.uint32))
+    alone = []
+    for a in chunks:
+        _palette._known.__dict__.clear()
+        alone.append(encode_chunk(a))
+    for order in (list(range(len(chunks))), list(range(len(chunks)))[::-1], [0, 7, 1, 8, 9, 2]):
+        for i in order:
+            assert encode_chunk(chunks[i]) == alone[i]
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
@@ -209,3 +229,18 @@ def test_runs_across_section_borders(dtype: type) -> None:
     data = encode_chunk(a)
     assert_same(decode_chunk(data), a)
     assert list(parse(data).body[:3]) == [4, 4, 4]
+
+
+def test_threads_encoding_different_worlds_agree() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    chunks = [_held_out_terrain(np.uint16, s) for s in range(8)]
+    chunks += [generate_chunk(s, 1, height=128, min_y=-64) for s in range(4)]
+    expected = [encode_chunk(a) for a in chunks]
+
+    def work(k: int) -> bool:
+        order = np.random.default_rng(k).permutation(len(chunks))
+        return all(encode_chunk(chunks[i]) == expected[i] for _ in range(5) for i in order)
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(work, range(8)))

@@ -15,11 +15,16 @@ all sections at once (no loop over sections or blocks):
 3. **Indices** by one gather through a stacked per-section id -> index table (ids too
    large for such a table, uint32 worlds: one binary search of the sorted pairs).
 
+Each thread remembers the (at most 64) ids of the chunks it encoded last and their
+id -> number table: a world's chunks share most of their ids, so a chunk whose ids are all
+known skips step 1 and goes straight to the bit masks.
+
 All choices give the same bytes; the tests check by switching each one off.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Final, NamedTuple
 
 import numpy as np
@@ -35,6 +40,12 @@ SMALL_IDS = 32
 # Chunks with at most this many distinct ids take it too, numbered 0.. in order first
 # (one u64 bit each). Read at each call; a test sets it to 0 to force the general path.
 FEW_IDS = 64
+# Chunks whose ids are all below this number their blocks through a table (2 bytes per id)
+# that the thread keeps; others by binary search. Read at each call.
+REMEMBERED_IDS = 1 << 17
+# Per thread: the ids of the chunks encoded last (at most FEW_IDS, sorted) and their
+# id -> number table. Only a shortcut: the bytes never depend on it (tests check).
+_known = threading.local()
 # Past this share of run starts among the blocks (noise), palettes come from sorting whole
 # sections instead. Read at each call: tests set 0 (always sort) or 2 (never).
 NOISY_RUNS = 0.125
@@ -97,6 +108,12 @@ def choose(mixed: Array, highest: Array) -> Choice:
     if top < SMALL_IDS:
         small = _palettes_small(mixed, modes_by_size, 5)
         return Choice(small, modes_by_size.take(small.sizes), None)
+    known: Array | None = getattr(_known, "ids", None)
+    if known is not None and known.dtype == mixed.dtype and top <= int(known[-1]):
+        # The ids of the chunks before, if they cover this one's: no need to find its ids.
+        codes = _known.table.take(mixed)
+        if int(codes.max()) < known.size:
+            return _choose_few(codes, known, modes_by_size, None)
     limit = _MAX_P16 if wide else 256  # sections with more ids stay plain
     starts = _run_starts(mixed)
     noisy = np.count_nonzero(starts) > mixed.size * NOISY_RUNS  # short runs: sort sections
@@ -105,21 +122,17 @@ def choose(mixed: Array, highest: Array) -> Choice:
     ids = None if at_ids is None else _sorted_unique(at_ids)
     if at is not None and at_ids is not None and ids is not None and ids.size <= FEW_IDS:
         # Few distinct ids: number them 0..63 in order and take the bit-mask path.
-        if top < TABLE_LIMIT:
-            table = np.zeros(top + 1, dtype=np.uint16)
-            table[ids] = np.arange(ids.size, dtype=np.uint16)
+        if top < REMEMBERED_IDS:
+            ids, table = _remember(ids, known)
             codes, at_codes = table.take(mixed), table.take(at_ids)
         else:
             codes = np.searchsorted(ids, mixed).astype(np.uint16)
             at_codes = np.searchsorted(ids, at_ids).astype(np.uint16)
         # Each section's ids are those at its run starts: its bit mask needs only those.
-        bits = 5 if ids.size <= 32 else 6
-        one = _ONE32 if bits == 5 else _ONE64
+        one = _ONE32 if ids.size <= 32 else _ONE64
         section_runs = np.searchsorted(at, _SECTION_STARTS[: mixed.shape[0]])
         masks = np.bitwise_or.reduceat(np.left_shift(one, at_codes, dtype=one.dtype), section_runs)
-        small = _palettes_small(codes, modes_by_size, bits, masks)
-        small = small._replace(values=ids.take(small.values))
-        return Choice(small, modes_by_size.take(small.sizes), None)
+        return _choose_few(codes, ids, modes_by_size, masks)
     if at is None:
         values, row, sizes = _palettes_sorted(mixed, limit)
     else:
@@ -138,6 +151,31 @@ def choose(mixed: Array, highest: Array) -> Choice:
         mixed = mixed[kept]
     pal = _index(mixed, values, row, sizes, top)
     return Choice(pal, modes, plain if plain.any() else None)
+
+
+def _choose_few(
+    codes: Array, ids: Array, modes_by_size: npt.NDArray[np.uint8], masks: Array | None
+) -> Choice:
+    """The bit-mask path for blocks numbered by their rank among ``ids`` (at most 64)."""
+    small = _palettes_small(codes, modes_by_size, 5 if ids.size <= 32 else 6, masks)
+    small = small._replace(values=ids.take(small.values))
+    return Choice(small, modes_by_size.take(small.sizes), None)
+
+
+def _remember(ids: Array, known: Array | None) -> tuple[Array, Array]:
+    """The ids to number blocks by (``ids``, with the thread's known ids if together they
+    are still few) and their id -> number table, which the thread keeps for the next chunk:
+    a world's chunks share most of their ids. Unknown ids map to 0xFFFF."""
+    if known is not None and known.dtype == ids.dtype:
+        both = np.union1d(known, ids)
+        if both.size <= FEW_IDS:
+            ids = both
+    table = np.full(int(ids[-1]) + 1, 0xFFFF, dtype=np.uint16)
+    table[ids] = np.arange(ids.size, dtype=np.uint16)
+    ids.flags.writeable = False
+    table.flags.writeable = False
+    _known.ids, _known.table = ids, table
+    return ids, table
 
 
 def _run_starts(mixed: Array) -> npt.NDArray[np.bool_]:
