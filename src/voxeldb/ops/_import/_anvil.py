@@ -164,7 +164,22 @@ def decompress(compression: int, payload: bytes) -> bytes:
     raise ValueError(f"compression type {compression} is not supported")
 
 
+_KEYS: dict[tuple[Any, ...], str] = {}
+"""Palette entry -> state key, per process (a world has some thousands of states)."""
+
+
 def _block_key(entry: Any) -> str:
+    properties = entry.get("Properties")
+    memo = (entry["Name"], tuple(properties.items()) if properties else ())
+    key = _KEYS.get(memo)
+    if key is None:
+        if len(_KEYS) > 100_000:
+            _KEYS.clear()
+        key = _KEYS[memo] = _entry_key(entry)
+    return key
+
+
+def _entry_key(entry: Any) -> str:
     name = str(entry["Name"])
     if name in AIR_NAMES:
         return AIR_KEY
