@@ -167,7 +167,7 @@ def _remember(ids: Array, known: Array | None) -> tuple[Array, Array]:
     are still few) and their id -> number table, which the thread keeps for the next chunk:
     a world's chunks share most of their ids. Unknown ids map to 0xFFFF."""
     if known is not None and known.dtype == ids.dtype:
-        both = np.union1d(known, ids)
+        both = _sorted_unique(np.concatenate((known, ids)))
         if both.size <= FEW_IDS:
             ids = both
     table = np.full(int(ids[-1]) + 1, 0xFFFF, dtype=np.uint16)
