@@ -58,21 +58,21 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
             lines.append(f"{label}: {RESULTS[base] / RESULTS[timed]:.2f}")
 
     for backend in ("sqlite", "postgresql"):
-        for workers in ("pool", "1"):
+        for workers in ("2", "1"):
             timed = f"anvil_import_{backend}_{workers}"
             ratio(
-                f"[{backend}, {workers} worker(s)] Anvil import / read+parse of full chunks "
+                f"[{backend}, {workers} process(es)] Anvil import / read+parse of full chunks "
                 "(want >= 0.5)",
                 "anvil_parse_full",
                 timed,
             )
             ratio(
-                f"[{backend}, {workers} worker(s)] Anvil import / read+parse of every chunk",
+                f"[{backend}, {workers} process(es)] Anvil import / read+parse of every chunk",
                 "anvil_parse_all",
                 timed,
             )
             ratio(
-                f"[{backend}, {workers} worker(s)] Luanti import / read+decompress of MapBlocks",
+                f"[{backend}, {workers} process(es)] Luanti import / read+decompress of MapBlocks",
                 "luanti_read",
                 f"luanti_import_{backend}_{workers}",
             )
@@ -150,23 +150,23 @@ def database(request: pytest.FixtureRequest) -> Iterator[tuple[str, voxeldb.Data
         db.close()
 
 
-def _import(db: voxeldb.Database, source: str, world: Path, workers: int | None) -> int:
+def _import(db: voxeldb.Database, source: str, world: Path, workers: int) -> int:
     report = run_import(db, source, world, f"bench-{next(_names)}", workers=workers)
     assert report.damaged == 0 and report.imported > 0
     return report.imported
 
 
 @pytest.mark.benchmark(group="import-anvil")
-@pytest.mark.parametrize("workers", [None, 1], ids=["pool", "1"])
+@pytest.mark.parametrize("workers", [2, 1], ids=["2", "1"])
 def test_anvil_import(
     benchmark: Any,
     anvil_world: Path,
     database: tuple[str, voxeldb.Database],
-    workers: int | None,
+    workers: int,
 ) -> None:
     backend, db = database
     benchmark.pedantic(_import, args=(db, "anvil", anvil_world, workers), rounds=3, iterations=1)
-    _record(benchmark, f"anvil_import_{backend}_{workers or 'pool'}")
+    _record(benchmark, f"anvil_import_{backend}_{workers}")
 
 
 # --- Luanti -------------------------------------------------------------------------------------
@@ -198,13 +198,13 @@ def test_luanti_read_decompress(benchmark: Any, luanti_world: Path) -> None:
 
 
 @pytest.mark.benchmark(group="import-luanti")
-@pytest.mark.parametrize("workers", [None, 1], ids=["pool", "1"])
+@pytest.mark.parametrize("workers", [2, 1], ids=["2", "1"])
 def test_luanti_import(
     benchmark: Any,
     luanti_world: Path,
     database: tuple[str, voxeldb.Database],
-    workers: int | None,
+    workers: int,
 ) -> None:
     backend, db = database
     benchmark.pedantic(_import, args=(db, "luanti", luanti_world, workers), rounds=3, iterations=1)
-    _record(benchmark, f"luanti_import_{backend}_{workers or 'pool'}")
+    _record(benchmark, f"luanti_import_{backend}_{workers}")

@@ -91,7 +91,7 @@ def test_map_sqlite_imports_as_the_server_sees_it(
     backend: str, database_url: str, luanti_world: Path
 ) -> None:
     with voxeldb.connect(database_url, cache="memory") as db:
-        report = run_import(db, "luanti", luanti_world, "luanti")
+        report = run_import(db, "luanti", luanti_world, "luanti", workers=2)
         assert report.damaged == 0 and report.imported == COLUMNS
         assert report.not_generated > 0  # the neighbours the mapgen touched
         world = resolve_world(db, "luanti")
