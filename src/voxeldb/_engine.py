@@ -6,6 +6,7 @@ One place decides the driver (psycopg 3), the pool, SQLite's pragmas and slow-qu
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -100,8 +101,47 @@ def _configure_sqlite(engine: Engine) -> None:
         # A read-modify-write asks for execution_options(sqlite_begin="IMMEDIATE"): the write
         # lock is then taken at BEGIN, so two writers cannot both read the old row. Plain
         # reads stay DEFERRED and never wait for writers (WAL).
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {'IMMEDIATE' if mode == 'IMMEDIATE' else 'DEFERRED'}")
+        immediate = conn.get_execution_options().get("sqlite_begin", "DEFERRED") == "IMMEDIATE"
+        conn.exec_driver_sql(f"BEGIN {'IMMEDIATE' if immediate else 'DEFERRED'}")
+        conn.info[_SQLITE_TX] = [immediate, conn.connection.dbapi_connection.total_changes]
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before_write(
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        tx = conn.info.get(_SQLITE_TX)
+        if tx is not None and not tx[0] and _SQLITE_WRITE.match(statement):
+            sqlite_write_lock(conn)
+
+
+_SQLITE_TX = "voxeldb_sqlite_tx"
+"""``Connection.info`` key: ``[holds the write lock, total_changes at BEGIN]``."""
+_SQLITE_WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+
+
+def sqlite_write_lock(conn: Any) -> None:
+    """Make a SQLite connection's transaction hold the write lock from now on (no-op on
+    other databases, and when it holds it already).
+
+    A DEFERRED transaction whose snapshot is older than another writer's commit can never
+    write: SQLite answers "database is locked" at once, without waiting (no busy handler
+    for that case). So a transaction that has written nothing yet gives up its read
+    snapshot here (COMMIT of nothing) and begins again with BEGIN IMMEDIATE, which waits up
+    to the busy timeout for other writers and then sees their commits: what a transaction
+    on PostgreSQL (READ COMMITTED) would see. Called before the first write of every
+    transaction; a read-modify-write calls it before its reads.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    tx = conn.info.get(_SQLITE_TX)
+    if tx is None or tx[0]:
+        return
+    dbapi = conn.connection.dbapi_connection
+    # Not inside a SAVEPOINT: the COMMIT would end it under SQLAlchemy's feet.
+    if dbapi.in_transaction and dbapi.total_changes == tx[1] and not conn.in_nested_transaction():
+        dbapi.execute("COMMIT")
+        dbapi.execute("BEGIN IMMEDIATE")
+    tx[0] = True  # taken now, or held already since the transaction has written
 
 
 def install_slow_query_log(engine: Engine, threshold_ms: float) -> None:

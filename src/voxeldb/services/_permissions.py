@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from voxeldb.errors import PermissionDeniedError
@@ -36,7 +36,7 @@ def user_id_of(user: Any, field: str = "as_user") -> uuid.UUID:
 
 
 def _may_act(
-    s: Session,
+    s: Session | Connection,
     user_id: uuid.UUID,
     *,
     character_id: uuid.UUID | None = None,
@@ -64,7 +64,7 @@ def _may_act(
 
 
 def require_permission(
-    s: Session,
+    s: Session | Connection,
     as_user: Any,
     *,
     character_id: uuid.UUID | None = None,

@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from pydantic import Field, StrictFloat, StrictInt
-from sqlalchemy import Table, select, update
+from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.orm import Session, attributes
 
 from voxeldb.errors import UnknownIdError, ValidationError
 from voxeldb.meta import Character, World
-from voxeldb.services._common import parse_id, session_scope, validated
+from voxeldb.services._common import parse_id, validated
 from voxeldb.services._permissions import require_permission
-from voxeldb.services._settings_cache import get_cache
+from voxeldb.services._txn import write_connection
 from voxeldb.services._validation import _Strict
 
 __all__ = [
@@ -56,6 +56,7 @@ MAX_GAIN = 10**9
 """The most experience one call may give."""
 
 _characters = cast(Table, Character.__table__)
+_worlds = cast(Table, World.__table__)
 
 
 class Progression(_Strict):
@@ -130,27 +131,22 @@ def level_for_experience(experience: int, settings: dict[str, Any] | None = None
     return bisect.bisect_right(_thresholds(rules.base, rules.exponent, rules.max_level), experience)
 
 
-def _world_settings(s: Session, world_id: uuid.UUID, own: bool) -> dict[str, Any]:
-    cache = get_cache()
-    cached = cache.get(world_id) if own else None
-    if cached is not None:
-        return cached
-    settings = s.scalar(select(World.world_settings).where(World.id == world_id)) or {}
-    if own:
-        cache.put(world_id, settings)
-    return dict(settings)
-
-
 def apply_experience(
-    s: Session, character_id: uuid.UUID, amount: int, *, own_session: bool
+    conn: Connection, character_id: uuid.UUID, amount: int
 ) -> tuple[list[LevelUp], dict[str, Any]]:
     """Add ``amount`` in the caller's transaction; the character row stays locked until it ends.
 
     One ``UPDATE ... SET experience = experience + n RETURNING``: concurrent gains add up
-    on both backends (no read-then-write of the experience itself). Returns the events and
-    the new values of the columns it changed.
+    on both backends (no read-then-write of the experience itself). The world's settings
+    (for its curve) come back in the same statement. Returns the events and the new values
+    of the columns it changed.
     """
-    row = s.execute(
+    settings = (
+        select(_worlds.c.world_settings)
+        .where(_worlds.c.id == _characters.c.world_id)
+        .scalar_subquery()
+    )
+    row = conn.execute(
         update(_characters)
         .where(_characters.c.id == character_id)
         .values(experience=_characters.c.experience + amount)
@@ -158,14 +154,14 @@ def apply_experience(
             _characters.c.experience,
             _characters.c.level,
             _characters.c.stats,
-            _characters.c.world_id,
             _characters.c.character_class,
+            settings,
         )
     ).one_or_none()
     if row is None:
         raise UnknownIdError(f"character: no character {character_id}", field="character")
-    experience, level, stats, world_id, char_class = row
-    rules = progression_of(_world_settings(s, world_id, own_session))
+    experience, level, stats, char_class, world_settings = row
+    rules = progression_of(world_settings)
     thresholds = _thresholds(rules.base, rules.exponent, rules.max_level)
     new_level = bisect.bisect_right(thresholds, experience)
     changed: dict[str, Any] = {"experience": experience}
@@ -180,7 +176,7 @@ def apply_experience(
         for stat, gain in growth.items():
             new_stats[stat] = new_stats.get(stat, 0) + gain
         events.append(LevelUp(level=reached, stat_gains=dict(growth)))
-    s.execute(
+    conn.execute(
         update(_characters)
         .where(_characters.c.id == character_id)
         .values(level=new_level, stats=new_stats)
@@ -190,13 +186,14 @@ def apply_experience(
 
 
 def refresh_character(
-    s: Session, character: Any, character_id: uuid.UUID, changed: dict[str, Any]
+    s: Session | None, character: Any, character_id: uuid.UUID, changed: dict[str, Any]
 ) -> None:
     """Show what a Core UPDATE changed on the Character objects the caller holds."""
     targets = [character] if isinstance(character, Character) else []
-    in_session = s.identity_map.get((Character, (character_id,), None))
-    if in_session is not None and in_session not in targets:
-        targets.append(in_session)
+    if s is not None:
+        in_session = s.identity_map.get((Character, (character_id,), None))
+        if in_session is not None and in_session not in targets:
+            targets.append(in_session)
     for obj in targets:
         for key, value in changed.items():
             attributes.set_committed_value(obj, key, value)
@@ -224,8 +221,8 @@ def gain_experience(
     """
     cid = character_id_of(character)
     gain = validated(_GainInput, amount=amount).amount
-    with session_scope(session, write=True) as s:
-        require_permission(s, as_user, character_id=cid)
-        events, changed = apply_experience(s, cid, gain, own_session=session is None)
-        refresh_character(s, character, cid, changed)
+    with write_connection(session) as conn:
+        require_permission(conn, as_user, character_id=cid)
+        events, changed = apply_experience(conn, cid, gain)
+    refresh_character(session, character, cid, changed)
     return events

@@ -13,7 +13,7 @@ import uuid
 from typing import Any, cast
 
 from pydantic import Field, StrictFloat, StrictInt
-from sqlalchemy import Table, case, literal, or_, select
+from sqlalchemy import Connection, Table, case, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -70,7 +70,7 @@ def _clamp(expr: Any) -> Any:
 
 
 def apply_affinity(
-    s: Session, a: uuid.UUID, b: uuid.UUID, delta: float, relationship_type: str
+    s: Connection, a: uuid.UUID, b: uuid.UUID, delta: float, relationship_type: str
 ) -> uuid.UUID:
     """``a -> b`` affinity += ``delta`` (clamped) in one upsert; the row's id."""
     if a == b:
@@ -83,7 +83,7 @@ def apply_affinity(
             raise UnknownIdError(f"{field}: no character {cid}", field=field)
     if worlds[a] != worlds[b]:
         raise ValidationError("b: the characters are in different worlds", field="b")
-    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if s.dialect.name == "postgresql" else sqlite_insert
     start = max(MIN_AFFINITY, min(MAX_AFFINITY, float(delta)))
     stmt = insert(_rel).values(
         id=uuid.uuid4(),
@@ -120,7 +120,7 @@ def adjust_affinity(
     data = validated(_AffinityInput, delta=delta, relationship_type=relationship_type)
     with session_scope(session, write=True) as s:
         require_permission(s, as_user, character_id=aid)
-        rid = apply_affinity(s, aid, bid, data.delta, data.relationship_type)
+        rid = apply_affinity(s.connection(), aid, bid, data.delta, data.relationship_type)
         rel = s.get(CharacterRelationship, rid, populate_existing=True)
         assert rel is not None
     return rel

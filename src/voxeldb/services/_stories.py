@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from pydantic import Field
-from sqlalchemy import Table, and_, delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Table, and_, delete, func, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 
+from voxeldb._engine import sqlite_write_lock
 from voxeldb._time import utcnow
 from voxeldb.errors import UnknownIdError, ValidationError
 from voxeldb.meta import (
@@ -36,6 +37,7 @@ from voxeldb.services._permissions import require_permission
 from voxeldb.services._progression import LevelUp, apply_experience, refresh_character
 from voxeldb.services._relationships import apply_affinity
 from voxeldb.services._story_graph import Node, Option, parse_graph, parse_node
+from voxeldb.services._txn import write_connection
 from voxeldb.services._validation import (
     AgentActivityInput,
     ChoiceInput,
@@ -66,6 +68,7 @@ _stories = cast(Table, Story.__table__)
 _progress = cast(Table, StoryProgress.__table__)
 _items = cast(Table, InventoryItem.__table__)
 _rels = cast(Table, CharacterRelationship.__table__)
+_choices = cast(Table, StoryChoice.__table__)
 
 
 @dataclass(frozen=True)
@@ -294,7 +297,7 @@ class _Play:
     steps: int
 
 
-def _read_play(s: Session, sid: uuid.UUID, cid: uuid.UUID, *, lock: bool) -> _Play:
+def _read_play(s: Connection, sid: uuid.UUID, cid: uuid.UUID, *, lock: bool) -> _Play:
     query = (
         select(
             _chars.c.world_id,
@@ -348,7 +351,7 @@ def _current(play: _Play) -> tuple[str, Node, set[str]]:
 
 
 def _holdings(
-    s: Session, cid: uuid.UUID, options: list[Option]
+    s: Connection, cid: uuid.UUID, options: list[Option]
 ) -> tuple[dict[str, int], dict[str, float]]:
     """The item counts and affinities the options' conditions and effects look at."""
     names = {n for o in options for n in o.conditions.items}
@@ -401,7 +404,7 @@ def _why_not(
     return None
 
 
-def _options(s: Session, cid: uuid.UUID, play: _Play, node: Node) -> list[StoryOption]:
+def _options(s: Connection, cid: uuid.UUID, play: _Play, node: Node) -> list[StoryOption]:
     items, affinity = _holdings(s, cid, node.options)
     return [
         StoryOption(o.id, o.text, o.to)
@@ -428,7 +431,7 @@ def start_story(
     with session_scope(session, write=True) as s:
         require_permission(s, as_user, character_id=cid)
         write_lock(s)
-        play = _read_play(s, sid, cid, lock=True)
+        play = _read_play(s.connection(), sid, cid, lock=True)
         start = parse_graph(play.branching_data).start
         progress = s.get(StoryProgress, (sid, cid), populate_existing=True)
         now = utcnow()
@@ -449,13 +452,14 @@ def story_state(story: Any, character: Any, *, session: Session | None = None) -
     sid = _id(story, "story", Story)
     cid = _id(character, "character", Character)
     with session_scope(session) as s:
-        play = _read_play(s, sid, cid, lock=False)
+        conn = s.connection()
+        play = _read_play(conn, sid, cid, lock=False)
         node_id, node, _ = _current(play)
         return StoryState(
             node=node_id,
             text=node.text,
             steps=play.steps,
-            choices=_options(s, cid, play, node),
+            choices=_options(conn, cid, play, node),
             started=play.node is not None,
         )
 
@@ -489,10 +493,10 @@ def choose(
     sid = _id(story, "story", Story)
     cid = _id(character, "character", Character)
     key = validated(_OptionKey, option=option).option
-    with session_scope(session, write=True) as s:
-        require_permission(s, as_user, character_id=cid)
-        write_lock(s)
-        play = _read_play(s, sid, cid, lock=True)
+    with write_connection(session) as conn:
+        require_permission(conn, as_user, character_id=cid)
+        sqlite_write_lock(conn)
+        play = _read_play(conn, sid, cid, lock=True)
         node_id, node, ids = _current(play)
         picked = node.option(key)
         if picked is None:
@@ -501,7 +505,7 @@ def choose(
                 f"option: {key!r} is not an option at node {node_id!r} (options: {offered})",
                 field="option",
             )
-        items, affinity = _holdings(s, cid, [picked])
+        items, affinity = _holdings(conn, cid, [picked])
         reason = _why_not(picked, play, items, affinity)
         if reason is not None:
             raise ValidationError(
@@ -513,10 +517,10 @@ def choose(
                 f"option: {picked.id!r} leads to {picked.to!r}, which is not a node",
                 field="option",
             )
-        changed, events = _apply_effects(s, cid, play, picked)
+        changed, events = _apply_effects(conn, cid, play, picked)
         now = utcnow()
         if play.node is None:
-            s.execute(
+            conn.execute(
                 _progress.insert().values(
                     story_id=sid,
                     character_id=cid,
@@ -527,38 +531,40 @@ def choose(
                 )
             )
         else:
-            s.execute(
+            conn.execute(
                 update(_progress)
                 .where(_progress.c.story_id == sid, _progress.c.character_id == cid)
                 .values(node=picked.to, steps=_progress.c.steps + 1, updated_at=now)
             )
-        effects = picked.effects.model_dump(exclude_defaults=True)
-        choice = StoryChoice(
-            id=uuid.uuid4(),
-            story_id=sid,
-            character_id=cid,
-            choice_text=picked.text,
-            choice_order=play.steps + 1,
-            consequences={
+        values = {
+            "id": uuid.uuid4(),
+            "story_id": sid,
+            "character_id": cid,
+            "choice_text": picked.text,
+            "choice_order": play.steps + 1,
+            "consequences": {
                 "option": picked.id,
                 "from": node_id,
                 "to": picked.to,
-                "effects": effects,
+                "effects": picked.effects.model_dump(exclude_defaults=True),
                 "level_ups": [e.level for e in events],
             },
-            created_at=now,
-        )
-        s.add(choice)
-        progress = s.identity_map.get((StoryProgress, (sid, cid), None))
+            "created_at": now,
+        }
+        conn.execute(_choices.insert().values(**values))
+    choice = StoryChoice(**values)
+    make_transient_to_detached(choice)  # the row exists: a detached object, not a new one
+    if session is not None:
+        session.add(choice)
+        progress = session.identity_map.get((StoryProgress, (sid, cid), None))
         if progress is not None:
-            s.expire(progress)
-        if changed:
-            refresh_character(s, character, cid, changed)
+            session.expire(progress)
+    refresh_character(session, character, cid, changed)
     return choice
 
 
 def _apply_effects(
-    s: Session, cid: uuid.UUID, play: _Play, option: Option
+    s: Connection, cid: uuid.UUID, play: _Play, option: Option
 ) -> tuple[dict[str, Any], list[LevelUp]]:
     effects = option.effects
     changed: dict[str, Any] = {}
@@ -577,12 +583,12 @@ def _apply_effects(
         apply_affinity(s, cid, parse_id(target, "affinity"), float(delta), STORY_RELATIONSHIP_TYPE)
     events: list[LevelUp] = []
     if effects.experience:
-        events, more = apply_experience(s, cid, effects.experience, own_session=False)
+        events, more = apply_experience(s, cid, effects.experience)
         changed.update(more)
     return changed, events
 
 
-def _give(s: Session, cid: uuid.UUID, name: str, quantity: int) -> None:
+def _give(s: Connection, cid: uuid.UUID, name: str, quantity: int) -> None:
     row = s.execute(
         select(_items.c.id)
         .where(_items.c.character_id == cid, _items.c.item_name == name)
@@ -608,7 +614,7 @@ def _give(s: Session, cid: uuid.UUID, name: str, quantity: int) -> None:
         )
 
 
-def _take(s: Session, cid: uuid.UUID, name: str, quantity: int) -> None:
+def _take(s: Connection, cid: uuid.UUID, name: str, quantity: int) -> None:
     rows = s.execute(
         select(_items.c.id, _items.c.quantity)
         .where(_items.c.character_id == cid, _items.c.item_name == name)
