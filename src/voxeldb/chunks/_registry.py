@@ -3,13 +3,14 @@
 Plain SQLAlchemy Core against the ``block_states`` table (``_schema``, docs/schema.md), so that
 the chunk store can use it without the ORM (``voxeldb.chunks`` never imports ``voxeldb.meta``).
 
-Ids are 1, 2, 3, ... per world in order of first use; 0 is air and is never stored. A new
-state is inserted with ``INSERT ... SELECT max(state_id) + 1 ... ON CONFLICT DO NOTHING``:
-when two processes race for the same state, the loser's insert does nothing and it reads the
-winner's id; when they race for the same *id* with different states, the loser's insert does
-nothing either and it tries again with the next id (the one retry policy, ``voxeldb._retry``). Nothing raises inside the caller's
-transaction, so no savepoint is needed. On SQLite the caller's write transaction
-(``BEGIN IMMEDIATE``) serializes interning.
+Ids are 1, 2, 3, ... per world in order of first use; 0 is air and is never stored. New
+states are inserted up to 1,000 a statement with ``INSERT ... SELECT max(state_id) + n ...
+ON CONFLICT DO NOTHING``: when two processes race for the same state, the loser's insert does
+nothing and it reads the winner's id; when they race for the same *id* with different
+states, the loser's insert does nothing either and it tries again with the next ids (the one
+retry policy, ``voxeldb._retry``). Nothing raises inside the caller's transaction, so no
+savepoint is needed. On SQLite the caller's write transaction (``BEGIN IMMEDIATE``)
+serializes interning; on PostgreSQL the world's registry token row, updated first, does.
 
 Assigned ids never change -- unless the database is restored from a backup, which brings
 back an older registry that later transactions extend differently. So a per-process memo
@@ -26,6 +27,7 @@ another state); the next transaction reads it from the table.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import threading
@@ -36,6 +38,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    TextClause,
     bindparam,
     event,
     select,
@@ -63,8 +66,8 @@ AIR_KEY = '{"type":"air"}'
 _MAX_RETRIES = 100
 """Rounds of id races one ``intern_states`` call may lose before giving up."""
 _BATCH = 1000
-"""Keys or ids per lookup statement and rows per ``executemany`` of inserts: PostgreSQL takes
-at most 65,535 bind parameters a statement, SQLite 32,766."""
+"""Keys, ids or new states per statement: PostgreSQL takes at most 65,535 bind parameters a
+statement, SQLite 32,766."""
 
 _bt = block_states_table
 _tt = block_state_tokens_table
@@ -88,19 +91,31 @@ _LOOKUP_IDS = select(_bt.c.state_id, _bt.c.state_key).where(
     _bt.c.world_id == bindparam("world_id"),
     _bt.c.state_id.in_(bindparam("ids", expanding=True)),
 )
-# The aggregate always yields one row, so this inserts exactly one candidate row; "DO
-# NOTHING" (no conflict target) covers both the state_key and the primary-key race. The
-# WHERE clause is required by SQLite's parser for an upsert on INSERT ... SELECT.
-_INSERT = text(
-    f"INSERT INTO {_bt.name} (world_id, state_id, state_key, state) "
-    "SELECT :world_id, COALESCE(MAX(state_id), 0) + 1, :state_key, :state "
-    f"FROM {_bt.name} WHERE world_id = :world_id "
-    "ON CONFLICT DO NOTHING"
-).bindparams(
-    bindparam("world_id", type_=_bt.c.world_id.type),
-    bindparam("state_key", type_=_bt.c.state_key.type),
-    bindparam("state", type_=_bt.c.state.type),
-)
+
+
+@functools.lru_cache(maxsize=8)
+def _insert(n: int) -> TextClause:
+    """One INSERT of ``n`` new states, numbered ``max(state_id) + 1 ... + n`` in order.
+
+    The aggregate is taken once per statement, not once per state (on a table the planner
+    believes small it is a scan: a per-state INSERT made 65,536 new states take minutes).
+    ``DO NOTHING`` (no conflict target) covers both races, for the state_key and for the id:
+    a row that lost one is simply not inserted (nor returned), and the caller looks it up. The WHERE
+    clause is required by SQLite's parser for an upsert on INSERT ... SELECT; ``columnN`` are
+    the names both databases give the columns of a VALUES list.
+    """
+    values = ", ".join(f"({i + 1}, :k{i}, :s{i})" for i in range(n))
+    params = [bindparam("world_id", type_=_bt.c.world_id.type)]
+    for i in range(n):
+        params.append(bindparam(f"k{i}", type_=_bt.c.state_key.type))
+        params.append(bindparam(f"s{i}", type_=_bt.c.state.type))
+    return text(
+        f"INSERT INTO {_bt.name} (world_id, state_id, state_key, state) "
+        "SELECT :world_id, b.m + v.column1, v.column2, v.column3 FROM "
+        f"(SELECT COALESCE(MAX(state_id), 0) AS m FROM {_bt.name} WHERE world_id = :world_id) b, "
+        f"(VALUES {values}) v WHERE 1 = 1 "
+        "ON CONFLICT DO NOTHING RETURNING state_key, state_id"
+    ).bindparams(*params)
 
 
 def _batches(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -337,7 +352,8 @@ def intern_states(
 ) -> list[int]:
     """The ids of ``states`` in world ``world_id``, registering the ones not seen before.
 
-    One query looks up every state not memoized; each new state then costs one INSERT.
+    One query (per 1,000) looks up every state not memoized; the new ones are then inserted
+    1,000 a statement.
     """
     wid = as_uuid(world_id)
     _hook(conn)
@@ -381,17 +397,24 @@ def intern_states(
             # by its process's next call, and a restore brings the old token back with the
             # registry it stood for.
             conn.execute(_NEW_TOKEN, {"world_id": wid, "token": fresh_version()})
+            # On PostgreSQL that waited for any other transaction registering states in this
+            # world to end: what it registered is looked up now, so that a batch mixes no
+            # taken state with new ones (ids stay 1, 2, 3, ... without gaps).
+            found.update(_ids_of_keys(conn, wid, new))
 
         def register() -> list[str]:
             """Insert the keys still unregistered; those that lost a race for their id."""
             pending = [key for key in new if key not in found]
             for part in _batches(pending):
-                # executemany: each row's INSERT sees the ids the rows before it took.
-                conn.execute(
-                    _INSERT,
-                    [{"world_id": wid, "state_key": key, "state": by_key[key]} for key in part],
-                )
-            found.update(_ids_of_keys(conn, wid, pending))
+                params: dict[str, Any] = {"world_id": wid}
+                for i, key in enumerate(part):
+                    params[f"k{i}"] = key
+                    params[f"s{i}"] = by_key[key]
+                found.update((row[0], row[1]) for row in conn.execute(_insert(len(part)), params))
+            # A state another writer registered first was not inserted: its id is looked up.
+            lost = [key for key in pending if key not in found]
+            if lost:
+                found.update(_ids_of_keys(conn, wid, lost))
             # A key still absent lost a race for its id to another state: try the next id.
             return [key for key in pending if key not in found]
 
