@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -120,6 +121,12 @@ def worker_count(requested: int | None) -> int:
     return max(1, min(cpus, 1 + int(idle + 0.25)))
 
 
+def _quiet_worker() -> None:
+    """Ctrl-C is the parent's to handle: it stops feeding the pool and the import ends with
+    the batches written so far committed (a rerun resumes)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def parallel_map(
     fn: Callable[[_T], _R], tasks: Iterable[_T], workers: int, window: int | None = None
 ) -> Iterator[_R]:
@@ -135,7 +142,8 @@ def parallel_map(
         return
     window = window or 2 * workers + 2
     method = "fork" if "fork" in get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(workers, mp_context=get_context(method)) as pool:
+    context = get_context(method)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
         pending: deque[Future[_R]] = deque()
         for task in tasks:
             pending.append(pool.submit(fn, task))
