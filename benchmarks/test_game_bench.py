@@ -8,6 +8,10 @@ With ``--benchmark-disable`` every benchmark runs once on small inputs, as a tes
   conditions checked, a StoryChoice recorded, the place moved, a stat effect applied).
   Wanted: >= 2,000 calls/s.
 - ``gain_experience``: one gain per call (its own transaction). Wanted: >= 2,000 calls/s.
+- ``choose_batched``: the same in a caller's session committed every 100 calls (how a game
+  server's tick would call it), for comparison.
+- ``raw_transaction``: psycopg alone doing the round trips a choose needs (BEGIN, SELECT
+  ... FOR UPDATE, one write, COMMIT): the floor under ``choose`` on this machine.
 - ``characters_near``: radius 50 around a point, with 10^5 characters in the world.
   Wanted: <= 5 ms.
 """
@@ -18,6 +22,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import text
 from tests._services import temporary_postgres_database
@@ -25,7 +30,7 @@ from tests.services._game import Game, bulk_characters, make_game
 
 from voxeldb import services
 from voxeldb._engine import make_engine
-from voxeldb.meta import configure, upgrade
+from voxeldb.meta import SessionLocal, configure, upgrade
 
 RESULTS: dict[str, float] = {}
 
@@ -46,6 +51,15 @@ def _report(request: pytest.FixtureRequest) -> Iterator[None]:
             lines.append(
                 f"{name}: {rate:,.0f} calls/s (want >= {bar:,.0f}): {rate / bar:.2f}x the bar"
             )
+    if "choose_batched" in RESULTS:
+        rate = 1.0 / RESULTS["choose_batched"]
+        lines.append(f"choose in a caller's session, commit per 100: {rate:,.0f} calls/s")
+    if {"choose", "raw_transaction"} <= RESULTS.keys():
+        lines.append(
+            "choose / a bare psycopg transaction of the same round trips: "
+            f"{RESULTS['raw_transaction'] / RESULTS['choose']:.2f} "
+            f"(the bare one: {1.0 / RESULTS['raw_transaction']:,.0f}/s)"
+        )
     if "characters_near" in RESULTS:
         ms = RESULTS["characters_near"] * 1000
         lines.append(f"characters_near over 10^5 characters: {ms:.2f} ms (want <= 5 ms)")
@@ -116,6 +130,50 @@ def test_choose(benchmark: Any, game: Game) -> None:
     benchmark(services.choose, story_id, hero_id, "train")
     _record(benchmark, "choose")
     assert services.story_state(story_id, hero_id).steps >= 1
+
+
+def test_choose_batched(benchmark: Any, game: Game) -> None:
+    """choose in a caller's session committed every 100 calls (a server's tick)."""
+    story = services.create_story(game.world.id, "Camp 2", "loop", branching_data=LOOP)
+    story_id, hero_id = story.id, game.sage.id
+    session = SessionLocal()
+    calls = [0]
+
+    def step() -> None:
+        services.choose(story_id, hero_id, "sleep", session=session)
+        calls[0] += 1
+        if calls[0] % 100 == 0:
+            session.commit()
+            session.expunge_all()
+
+    try:
+        benchmark(step)
+        session.commit()
+    finally:
+        session.close()
+    _record(benchmark, "choose_batched")
+    assert services.story_state(story_id, hero_id).steps == calls[0]
+
+
+def test_raw_transaction(benchmark: Any, game: Game, database: str) -> None:
+    """The floor under choose: psycopg alone, the same round trips (BEGIN, SELECT ... FOR
+    UPDATE, one write, COMMIT), synchronous_commit off as choose has it."""
+    dsn = database.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as conn:
+
+        def transaction() -> None:
+            conn.execute(
+                "SELECT stats, set_config('synchronous_commit', 'off', true)"
+                " FROM characters WHERE id = %s FOR UPDATE",
+                (game.hero.id,),
+            ).fetchone()
+            conn.execute(
+                "UPDATE characters SET experience = experience WHERE id = %s", (game.hero.id,)
+            )
+            conn.commit()
+
+        benchmark(transaction)
+    _record(benchmark, "raw_transaction")
 
 
 def test_gain_experience(benchmark: Any, game: Game) -> None:

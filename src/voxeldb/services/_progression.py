@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from pydantic import Field, StrictFloat, StrictInt
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import BigInteger, Connection, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session, attributes
 
 from voxeldb.errors import UnknownIdError, ValidationError
 from voxeldb.meta import Character, World
 from voxeldb.services._common import parse_id, validated
 from voxeldb.services._permissions import require_permission
-from voxeldb.services._txn import write_connection
+from voxeldb.services._txn import run_write
 from voxeldb.services._validation import _Strict
 
 __all__ = [
@@ -131,8 +131,42 @@ def level_for_experience(experience: int, settings: dict[str, Any] | None = None
     return bisect.bisect_right(_thresholds(rules.base, rules.exponent, rules.max_level), experience)
 
 
+def _gain_statement(sync_off: bool) -> Any:
+    settings = (
+        select(_worlds.c.world_settings)
+        .where(_worlds.c.id == _characters.c.world_id)
+        .scalar_subquery()
+    )
+    returning: list[Any] = [
+        _characters.c.experience,
+        _characters.c.level,
+        _characters.c.stats,
+        _characters.c.character_class,
+        settings,
+    ]
+    if sync_off:  # PostgreSQL: this transaction's commit need not wait for the disk
+        returning.append(func.set_config("synchronous_commit", "off", True))
+    return (
+        update(_characters)
+        .where(_characters.c.id == bindparam("cid", type_=_characters.c.id.type))
+        .values(experience=_characters.c.experience + bindparam("amount", type_=BigInteger()))
+        .returning(*returning)
+    )
+
+
+_GAIN = {sync_off: _gain_statement(sync_off) for sync_off in (False, True)}
+_LEVEL_UP = (
+    update(_characters)
+    .where(_characters.c.id == bindparam("cid", type_=_characters.c.id.type))
+    .values(
+        level=bindparam("level", type_=_characters.c.level.type),
+        stats=bindparam("stats", type_=_characters.c.stats.type),
+    )
+)
+
+
 def apply_experience(
-    conn: Connection, character_id: uuid.UUID, amount: int
+    conn: Connection, character_id: uuid.UUID, amount: int, *, sync_off: bool = False
 ) -> tuple[list[LevelUp], dict[str, Any]]:
     """Add ``amount`` in the caller's transaction; the character row stays locked until it ends.
 
@@ -141,26 +175,11 @@ def apply_experience(
     (for its curve) come back in the same statement. Returns the events and the new values
     of the columns it changed.
     """
-    settings = (
-        select(_worlds.c.world_settings)
-        .where(_worlds.c.id == _characters.c.world_id)
-        .scalar_subquery()
-    )
-    row = conn.execute(
-        update(_characters)
-        .where(_characters.c.id == character_id)
-        .values(experience=_characters.c.experience + amount)
-        .returning(
-            _characters.c.experience,
-            _characters.c.level,
-            _characters.c.stats,
-            _characters.c.character_class,
-            settings,
-        )
-    ).one_or_none()
+    sync_off = sync_off and conn.dialect.name == "postgresql"
+    row = conn.execute(_GAIN[sync_off], {"cid": character_id, "amount": amount}).one_or_none()
     if row is None:
         raise UnknownIdError(f"character: no character {character_id}", field="character")
-    experience, level, stats, char_class, world_settings = row
+    experience, level, stats, char_class, world_settings = row[:5]
     rules = progression_of(world_settings)
     thresholds = _thresholds(rules.base, rules.exponent, rules.max_level)
     new_level = bisect.bisect_right(thresholds, experience)
@@ -176,11 +195,7 @@ def apply_experience(
         for stat, gain in growth.items():
             new_stats[stat] = new_stats.get(stat, 0) + gain
         events.append(LevelUp(level=reached, stat_gains=dict(growth)))
-    conn.execute(
-        update(_characters)
-        .where(_characters.c.id == character_id)
-        .values(level=new_level, stats=new_stats)
-    )
+    conn.execute(_LEVEL_UP, {"cid": character_id, "level": new_level, "stats": new_stats})
     changed.update(level=new_level, stats=new_stats)
     return events, changed
 
@@ -211,18 +226,24 @@ def gain_experience(
     *,
     session: Session | None = None,
     as_user: Any = None,
+    durable: bool = False,
 ) -> list[LevelUp]:
     """Give a character ``amount`` experience; returns the levels it reached (oldest first).
 
     ``character`` is a Character or its id. Stats grow by the world's ``stat_growth`` per
     level gained. Concurrent gains on one character all count (the row is updated in
     place, then locked until the transaction ends). A Character object passed in (or held
-    by ``session``) shows the new experience, level and stats afterwards.
+    by ``session``) shows the new experience, level and stats afterwards. Without
+    ``session``, the commit does not wait for the disk unless ``durable`` (docs/playing.md,
+    "Durability").
     """
     cid = character_id_of(character)
     gain = validated(_GainInput, amount=amount).amount
-    with write_connection(session) as conn:
+
+    def work(conn: Connection, sync_off: bool) -> tuple[list[LevelUp], dict[str, Any]]:
         require_permission(conn, as_user, character_id=cid)
-        events, changed = apply_experience(conn, cid, gain)
+        return apply_experience(conn, cid, gain, sync_off=sync_off)
+
+    events, changed = run_write(session, work, durable=durable)
     refresh_character(session, character, cid, changed)
     return events

@@ -13,8 +13,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
-from pydantic import Field
-from sqlalchemy import Connection, Table, and_, delete, func, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from voxeldb._engine import sqlite_write_lock
@@ -37,13 +46,13 @@ from voxeldb.services._permissions import require_permission
 from voxeldb.services._progression import LevelUp, apply_experience, refresh_character
 from voxeldb.services._relationships import apply_affinity
 from voxeldb.services._story_graph import Node, Option, parse_graph, parse_node
-from voxeldb.services._txn import write_connection
+from voxeldb.services._txn import run_write
 from voxeldb.services._validation import (
     AgentActivityInput,
     ChoiceInput,
     StoryInput,
-    _Strict,
     check_json_object,
+    check_text,
 )
 
 __all__ = [
@@ -69,6 +78,15 @@ _progress = cast(Table, StoryProgress.__table__)
 _items = cast(Table, InventoryItem.__table__)
 _rels = cast(Table, CharacterRelationship.__table__)
 _choices = cast(Table, StoryChoice.__table__)
+_CHOICE_COLUMNS = (
+    "id",
+    "story_id",
+    "character_id",
+    "choice_text",
+    "choice_order",
+    "consequences",
+    "created_at",
+)
 
 
 @dataclass(frozen=True)
@@ -96,8 +114,17 @@ class StoryState:
         return not self.choices
 
 
-class _OptionKey(_Strict):
-    option: str = Field(min_length=1, max_length=1000)
+def _option_key(option: Any) -> str:
+    """``option`` checked as ``_OptionKey`` would, without pydantic on the hot path."""
+    if not isinstance(option, str) or not 1 <= len(option.strip()) <= 1000:
+        raise ValidationError(
+            f"option: an option's id or text (1 to 1000 characters), got {option!r}",
+            field="option",
+        )
+    try:
+        return check_text(option.strip(), "option")
+    except ValueError as exc:
+        raise ValidationError(str(exc), field="option") from None
 
 
 def _id(value: Any, field: str, model: type[Any]) -> uuid.UUID:
@@ -187,10 +214,10 @@ def evolve_story(
         check_json_object(threads, "threads")
     except ValueError as exc:
         raise ValidationError(str(exc), field="threads") from None
-    for name, text in threads.items():
-        if text is not None and not isinstance(text, str):
+    for name, value in threads.items():
+        if value is not None and not isinstance(value, str):
             raise ValidationError(
-                f"threads[{name!r}] must be text or None, got {type(text).__name__}",
+                f"threads[{name!r}] must be text or None, got {type(value).__name__}",
                 field="threads",
             )
     if not threads:
@@ -210,11 +237,11 @@ def evolve_story(
         assert obj is not None
         before = dict(obj.narrative_threads or {})
         after = dict(before)
-        for thread, text in threads.items():
-            if text is None:
+        for thread, value in threads.items():
+            if value is None:
                 after.pop(thread, None)
             else:
-                after[thread] = text
+                after[thread] = value
         obj.narrative_threads = after
         obj.version = (obj.version or 0) + 1
         evolution = dict(obj.ai_evolution or {})
@@ -297,18 +324,23 @@ class _Play:
     steps: int
 
 
-def _read_play(s: Connection, sid: uuid.UUID, cid: uuid.UUID, *, lock: bool) -> _Play:
+def _play_query(*, lock: bool, sync_off: bool) -> Any:
+    """The one SELECT of a play step (built once per variant: statements are reused)."""
+    sid, cid = bindparam("sid", type_=_stories.c.id.type), bindparam("cid", type_=_chars.c.id.type)
+    columns: list[Any] = [
+        _chars.c.world_id,
+        _chars.c.stats,
+        _chars.c.level,
+        _stories.c.world_id.label("story_world"),
+        _stories.c.status,
+        _stories.c.branching_data,
+        _progress.c.node,
+        _progress.c.steps,
+    ]
+    if sync_off:  # PostgreSQL: this transaction's commit need not wait for the disk
+        columns.append(func.set_config("synchronous_commit", "off", True))
     query = (
-        select(
-            _chars.c.world_id,
-            _chars.c.stats,
-            _chars.c.level,
-            _stories.c.world_id.label("story_world"),
-            _stories.c.status,
-            _stories.c.branching_data,
-            _progress.c.node,
-            _progress.c.steps,
-        )
+        select(*columns)
         .select_from(
             _chars.join(_stories, _stories.c.id == sid).outerjoin(
                 _progress,
@@ -317,9 +349,65 @@ def _read_play(s: Connection, sid: uuid.UUID, cid: uuid.UUID, *, lock: bool) -> 
         )
         .where(_chars.c.id == cid)
     )
-    if lock:
-        query = query.with_for_update(of=_chars)
-    row = s.execute(query).one_or_none()
+    return query.with_for_update(of=_chars) if lock else query
+
+
+_PLAY_QUERIES = {
+    (lock, sync_off): _play_query(lock=lock, sync_off=sync_off)
+    for lock in (False, True)
+    for sync_off in (False, True)
+}
+_MOVE = (
+    update(_progress)
+    .where(
+        _progress.c.story_id == bindparam("sid", type_=_progress.c.story_id.type),
+        _progress.c.character_id == bindparam("cid", type_=_progress.c.character_id.type),
+    )
+    .values(
+        node=bindparam("node", type_=_progress.c.node.type),
+        steps=_progress.c.steps + 1,
+        updated_at=bindparam("now", type_=_progress.c.updated_at.type),
+    )
+)
+
+
+# PostgreSQL: the choice, the move (and the new stats) in one statement, one round trip:
+# data-modifying CTEs. Written out: SQLAlchemy's DML-CTE form (add_cte) left an anonymous
+# parameter unbound when executed.
+def _record_and_move(with_stats: bool) -> Any:
+    stats = ", st AS (UPDATE characters SET stats = :stats WHERE id = :cid)" if with_stats else ""
+    binds = [
+        *(bindparam(c, type_=_choices.c[c].type) for c in _CHOICE_COLUMNS),
+        bindparam("node", type_=_progress.c.node.type),
+        bindparam("now", type_=_progress.c.updated_at.type),
+        bindparam("sid", type_=_progress.c.story_id.type),
+        bindparam("cid", type_=_progress.c.character_id.type),
+    ]
+    if with_stats:
+        binds.append(bindparam("stats", type_=_chars.c.stats.type))
+    return text(
+        "WITH moved AS (UPDATE story_progress SET node = :node, steps = steps + 1,"
+        " updated_at = :now WHERE story_id = :sid AND character_id = :cid)"
+        f"{stats} INSERT INTO story_choices"
+        " (id, story_id, character_id, choice_text, choice_order, consequences, created_at)"
+        " VALUES (:id, :story_id, :character_id, :choice_text, :choice_order, :consequences,"
+        " :created_at)"
+    ).bindparams(*binds)
+
+
+_RECORD_AND_MOVE = {with_stats: _record_and_move(with_stats) for with_stats in (False, True)}
+_SET_STATS = (
+    update(_chars)
+    .where(_chars.c.id == bindparam("cid", type_=_chars.c.id.type))
+    .values(stats=bindparam("stats", type_=_chars.c.stats.type))
+)
+
+
+def _read_play(
+    s: Connection, sid: uuid.UUID, cid: uuid.UUID, *, lock: bool, sync_off: bool = False
+) -> _Play:
+    sync_off = sync_off and s.dialect.name == "postgresql"
+    row = s.execute(_PLAY_QUERIES[lock, sync_off], {"sid": sid, "cid": cid}).one_or_none()
     if row is None:
         if s.scalar(select(_stories.c.id).where(_stories.c.id == sid)) is None:
             raise UnknownIdError(f"story: no story {sid}", field="story")
@@ -479,6 +567,7 @@ def choose(
     *,
     session: Session | None = None,
     as_user: Any = None,
+    durable: bool = False,
 ) -> StoryChoice:
     """Take ``option`` (its id, or its text) at the character's node.
 
@@ -488,70 +577,17 @@ def choose(
     character to the option's node, and applies the option's effects (stats, items,
     affinity, experience). An option that is not there, or whose conditions the character
     does not meet, is a ValidationError naming ``option`` and saying why. A character that
-    has not started the story starts it here.
+    has not started the story starts it here. Without ``session``, the commit does not
+    wait for the disk unless ``durable`` (docs/playing.md, "Durability").
     """
     sid = _id(story, "story", Story)
     cid = _id(character, "character", Character)
-    key = validated(_OptionKey, option=option).option
-    with write_connection(session) as conn:
-        require_permission(conn, as_user, character_id=cid)
-        sqlite_write_lock(conn)
-        play = _read_play(conn, sid, cid, lock=True)
-        node_id, node, ids = _current(play)
-        picked = node.option(key)
-        if picked is None:
-            offered = ", ".join(repr(o.id) for o in node.options) or "none: it is an ending"
-            raise ValidationError(
-                f"option: {key!r} is not an option at node {node_id!r} (options: {offered})",
-                field="option",
-            )
-        items, affinity = _holdings(conn, cid, [picked])
-        reason = _why_not(picked, play, items, affinity)
-        if reason is not None:
-            raise ValidationError(
-                f"option: {picked.id!r} is not available at node {node_id!r}: {reason}",
-                field="option",
-            )
-        if picked.to not in ids:
-            raise ValidationError(
-                f"option: {picked.id!r} leads to {picked.to!r}, which is not a node",
-                field="option",
-            )
-        changed, events = _apply_effects(conn, cid, play, picked)
-        now = utcnow()
-        if play.node is None:
-            conn.execute(
-                _progress.insert().values(
-                    story_id=sid,
-                    character_id=cid,
-                    node=picked.to,
-                    steps=1,
-                    started_at=now,
-                    updated_at=now,
-                )
-            )
-        else:
-            conn.execute(
-                update(_progress)
-                .where(_progress.c.story_id == sid, _progress.c.character_id == cid)
-                .values(node=picked.to, steps=_progress.c.steps + 1, updated_at=now)
-            )
-        values = {
-            "id": uuid.uuid4(),
-            "story_id": sid,
-            "character_id": cid,
-            "choice_text": picked.text,
-            "choice_order": play.steps + 1,
-            "consequences": {
-                "option": picked.id,
-                "from": node_id,
-                "to": picked.to,
-                "effects": picked.effects.model_dump(exclude_defaults=True),
-                "level_ups": [e.level for e in events],
-            },
-            "created_at": now,
-        }
-        conn.execute(_choices.insert().values(**values))
+    key = _option_key(option)
+    values, changed = run_write(
+        session,
+        lambda conn, sync_off: _choose(conn, sid, cid, key, as_user, sync_off),
+        durable=durable,
+    )
     choice = StoryChoice(**values)
     make_transient_to_detached(choice)  # the row exists: a detached object, not a new one
     if session is not None:
@@ -563,6 +599,78 @@ def choose(
     return choice
 
 
+def _choose(
+    conn: Connection, sid: uuid.UUID, cid: uuid.UUID, key: str, as_user: Any, sync_off: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    require_permission(conn, as_user, character_id=cid)
+    sqlite_write_lock(conn)
+    play = _read_play(conn, sid, cid, lock=True, sync_off=sync_off)
+    node_id, node, ids = _current(play)
+    picked = node.option(key)
+    if picked is None:
+        offered = ", ".join(repr(o.id) for o in node.options) or "none: it is an ending"
+        raise ValidationError(
+            f"option: {key!r} is not an option at node {node_id!r} (options: {offered})",
+            field="option",
+        )
+    items, affinity = _holdings(conn, cid, [picked])
+    reason = _why_not(picked, play, items, affinity)
+    if reason is not None:
+        raise ValidationError(
+            f"option: {picked.id!r} is not available at node {node_id!r}: {reason}",
+            field="option",
+        )
+    if picked.to not in ids:
+        raise ValidationError(
+            f"option: {picked.id!r} leads to {picked.to!r}, which is not a node",
+            field="option",
+        )
+    changed, events = _apply_effects(conn, cid, play, picked)
+    now = utcnow()
+    if play.node is None:
+        conn.execute(
+            _progress.insert().values(
+                story_id=sid,
+                character_id=cid,
+                node=picked.to,
+                steps=1,
+                started_at=now,
+                updated_at=now,
+            )
+        )
+        moved = True
+    else:
+        moved = False
+    values = {
+        "id": uuid.uuid4(),
+        "story_id": sid,
+        "character_id": cid,
+        "choice_text": picked.text,
+        "choice_order": play.steps + 1,
+        "consequences": {
+            "option": picked.id,
+            "from": node_id,
+            "to": picked.to,
+            "effects": picked.effects.model_dump(exclude_defaults=True),
+            "level_ups": [e.level for e in events],
+        },
+        "created_at": now,
+    }
+    params = {**values, "sid": sid, "cid": cid, "node": picked.to, "now": now}
+    if moved or conn.dialect.name != "postgresql":
+        if "stats" in changed:
+            conn.execute(_SET_STATS, {"cid": cid, "stats": changed["stats"]})
+        if not moved:
+            conn.execute(_MOVE, params)
+        conn.execute(_choices.insert(), values)
+    else:
+        with_stats = "stats" in changed
+        if with_stats:
+            params["stats"] = changed["stats"]
+        conn.execute(_RECORD_AND_MOVE[with_stats], params)
+    return values, changed
+
+
 def _apply_effects(
     s: Connection, cid: uuid.UUID, play: _Play, option: Option
 ) -> tuple[dict[str, Any], list[LevelUp]]:
@@ -572,8 +680,9 @@ def _apply_effects(
         stats = dict(play.stats)
         for stat, delta in effects.stats.items():
             stats[stat] = stats.get(stat, 0) + delta
-        s.execute(update(_chars).where(_chars.c.id == cid).values(stats=stats))
-        changed["stats"] = stats
+        changed["stats"] = stats  # written with the choice (one statement on PostgreSQL)
+        if effects.experience:  # the gain reads the stats back: write them first
+            s.execute(_SET_STATS, {"cid": cid, "stats": stats})
     for name, quantity in effects.items.items():
         if quantity > 0:
             _give(s, cid, name, quantity)

@@ -24,6 +24,7 @@ top level (``{"start": {"text": ..., "options": [...]}, ...}``) is read as ``{"s
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -160,12 +161,18 @@ class StoryGraph(_Strict):
         return self
 
 
-def canonical(data: Any, field: str = "branching_data") -> dict[str, Any]:
-    """``data`` in the canonical ``{"start", "nodes"}`` shape (the flat form converted)."""
-    try:
-        check_json_object(data, field)
-    except ValueError as exc:
-        raise ValidationError(str(exc), field=field) from None
+def canonical(data: Any, field: str = "branching_data", *, stored: bool = False) -> dict[str, Any]:
+    """``data`` in the canonical ``{"start", "nodes"}`` shape (the flat form converted).
+
+    ``stored``: ``data`` was read from the database, so it is JSON already (only its shape
+    is checked, not every value again)."""
+    if stored and not isinstance(data, dict):
+        raise ValidationError(f"{field} must be a dict", field=field)
+    if not stored:
+        try:
+            check_json_object(data, field)
+        except ValueError as exc:
+            raise ValidationError(str(exc), field=field) from None
     graph: dict[str, Any] = data
     if isinstance(graph.get("nodes"), dict) and isinstance(graph.get("start"), str):
         return graph
@@ -184,7 +191,7 @@ def parse_graph(data: Any, field: str = "branching_data") -> StoryGraph:
 def parse_node(data: Any, node_id: str, field: str = "branching_data") -> tuple[Node, set[str]]:
     """Only the node ``node_id`` of ``data`` (validated), and the ids of all nodes: what
     playing one step needs, without validating the whole graph again."""
-    graph = canonical(data, field)
+    graph = canonical(data, field, stored=True)
     nodes = graph["nodes"]
     if node_id not in nodes:
         raise ValidationError(
@@ -193,8 +200,25 @@ def parse_node(data: Any, node_id: str, field: str = "branching_data") -> tuple[
     raw = nodes[node_id]
     if not isinstance(raw, dict):
         raise ValidationError(f"{field}: node {node_id!r} is not an object", field=field)
+    return _node(node_id, raw, field), set(nodes)
+
+
+_NODES: dict[tuple[str, str], tuple[dict[str, Any], Node]] = {}
+_NODES_MAX = 1024
+
+
+def _node(node_id: str, raw: dict[str, Any], field: str) -> Node:
+    """``raw`` validated as a Node; remembered, since a story's nodes are read on every step
+    (the memo is keyed by the node's content: an edited node is validated again)."""
+    key = (node_id, json.dumps(raw, sort_keys=True, separators=(",", ":")))
+    hit = _NODES.get(key)
+    if hit is not None:
+        return hit[1]
     try:
         node = validated(Node, **raw)
     except ValidationError as exc:
         raise ValidationError(f"{field}: node {node_id!r}: {exc}", field=field) from None
-    return node, set(nodes)
+    if len(_NODES) >= _NODES_MAX:
+        _NODES.clear()
+    _NODES[key] = (raw, node)
+    return node
