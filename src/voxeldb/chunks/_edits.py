@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 from voxeldb.chunks._geometry import INT32_MAX, INT32_MIN, Blocks, Key, as_coord
 from voxeldb.chunks._reads import decode_rows
 from voxeldb.chunks._registry import intern_states, normalize_state, state_key
+from voxeldb.chunks._summary import summarize
 from voxeldb.chunks.backends import Backend
 from voxeldb.chunks.codec import encode_chunk
 from voxeldb.errors import ConcurrencyError, CoordinateError, ValidationError
@@ -203,7 +204,7 @@ def apply_edits(
             array = edited((cx, cz), base)
             arrays[(cx, cz)] = array
             encoded[(cx, cz)] = data = encode_chunk(array)
-            updates.append((cx, cz, data))
+            updates.append((cx, cz, data, summarize(array)))
         if updates:
             written.update(backend.update(conn, updates))
         present = {(cx, cz) for cx, cz, _, _ in locked}
@@ -215,7 +216,7 @@ def apply_edits(
             array = edited(key, None)
             arrays[key] = array
             encoded[key] = data = encode_chunk(array)
-            inserts.append((key[0], key[1], data))
+            inserts.append((key[0], key[1], data, summarize(array)))
         inserted = backend.insert_new(conn, inserts)
         written.update(inserted)
         # A concurrent writer created the others first: lock and edit its rows instead.

@@ -111,6 +111,9 @@ world_chunks_table = Table(
     # before, whatever happens to the database.
     Column("version", BigInteger, nullable=False, server_default=text("1")),
     Column("chunk_metadata", JSONType, nullable=True),
+    # What a top-down map needs of the chunk, sealed with the version it describes
+    # (voxeldb.chunks._summary); NULL, or another version's, means: decode the chunk.
+    Column("summary", LargeBinary, nullable=True),
     Column("created_at", _timestamp(), nullable=False, server_default=text("CURRENT_TIMESTAMP")),
     Column(
         "updated_at",
@@ -157,5 +160,10 @@ back with the token it had then, so a memo learned later is never taken for it."
 _c = world_chunks_table.c
 CHUNK_KEY_COLUMNS: tuple[str, ...] = (_c.world_id.name, _c.chunk_x.name, _c.chunk_z.name)
 """The primary key of ``world_chunks``, in order (the ``ON CONFLICT`` target)."""
-CHUNK_WRITE_COLUMNS: tuple[str, ...] = (*CHUNK_KEY_COLUMNS, _c.data.name, _c.version.name)
+CHUNK_WRITE_COLUMNS: tuple[str, ...] = (
+    *CHUNK_KEY_COLUMNS,
+    _c.data.name,
+    _c.version.name,
+    _c.summary.name,
+)
 """The columns a chunk write names (an INSERT or COPY lets the others default)."""

@@ -31,6 +31,8 @@ from voxeldb.chunks._geometry import (
 )
 from voxeldb.chunks._reads import DatabaseSource, Reader
 from voxeldb.chunks._registry import lookup_states
+from voxeldb.chunks._summary import summarize
+from voxeldb.chunks._summary_reads import SummaryRead, read_summaries
 from voxeldb.chunks.backends import Backend, open_backend
 from voxeldb.chunks.caches import ChunkLRU, RedisChunkCache, with_caches
 from voxeldb.chunks.codec import encode_chunk
@@ -154,6 +156,17 @@ class ChunkStore:
             states = lookup_states(conn, self.world_id, [state_id])
         return states[state_id]
 
+    def summaries(
+        self, cx0: int, cz0: int, cx1: int, cz1: int, *, rebuild: bool = False
+    ) -> SummaryRead:
+        """The map summaries of the stored chunks of the inclusive rectangle (top and under
+        block of every column, ``voxeldb.chunks._summary``), one query; chunks whose summary
+        is missing or stale are decoded instead, and with ``rebuild=True`` their summaries
+        are written back."""
+        cx0, cz0 = chunk_coord(cx0, "cx0"), chunk_coord(cz0, "cz0")
+        cx1, cz1 = chunk_coord(cx1, "cx1"), chunk_coord(cz1, "cz1")
+        return read_summaries(self._backend, (cx0, cz0, cx1, cz1), self._shape, rebuild=rebuild)
+
     # ------------------------------------------------------------------ writes
 
     def put(self, cx: int, cz: int, blocks: Blocks) -> None:
@@ -161,8 +174,9 @@ class ChunkStore:
         cx, cz = chunk_coord(cx, "cx"), chunk_coord(cz, "cz")
         blocks = check_blocks(blocks, self._shape, f"put({cx}, {cz})")
         data = encode_chunk(blocks)
+        summary = summarize(blocks)
         backend = self._backend
-        written = backend.write(lambda conn: backend.upsert(conn, [(cx, cz, data)]))
+        written = backend.write(lambda conn: backend.upsert(conn, [(cx, cz, data, summary)]))
         # The caller keeps its (writable) array: the caches take a copy.
         self._source.written([(x, z, v, data, blocks) for (x, z), v in written.items()])
 
@@ -180,8 +194,8 @@ class ChunkStore:
         iterator = _iterate(items, "put_many", "items", "(cx, cz, blocks)")
         backend, source = self._backend, self._source
 
-        def flush(conn: Connection, batch: dict[Key, bytes]) -> None:
-            backend.bulk_upsert(conn, [(x, z, d) for (x, z), d in batch.items()])
+        def flush(conn: Connection, batch: dict[Key, tuple[bytes, bytes]]) -> None:
+            backend.bulk_upsert(conn, [(x, z, d, s) for (x, z), (d, s) in batch.items()])
             # Versions keep stale entries from ever being served; this only frees their
             # memory, so it is done per batch (keeping every key to the end would not be
             # bounded) and even if the transaction later rolls back.
@@ -189,12 +203,13 @@ class ChunkStore:
 
         def work(conn: Connection) -> int:
             count = 0
-            batch: dict[Key, bytes] = {}
+            batch: dict[Key, tuple[bytes, bytes]] = {}
             for item in iterator:
                 cx, cz, blocks = _unpack_item(item, count)
                 where = f"put_many item {count} ({cx}, {cz})"
+                blocks = check_blocks(blocks, self._shape, where)
                 # Later items win over earlier ones with the same key, as sequential puts would.
-                batch[(cx, cz)] = encode_chunk(check_blocks(blocks, self._shape, where))
+                batch[(cx, cz)] = (encode_chunk(blocks), summarize(blocks))
                 count += 1
                 if len(batch) >= self.batch_size:
                     flush(conn, batch)

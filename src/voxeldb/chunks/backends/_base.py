@@ -29,8 +29,9 @@ __all__ = ["Backend", "NewRow"]
 
 _T = TypeVar("_T")
 
-NewRow = tuple[int, int, bytes]
-"""``(cx, cz, data)`` to write."""
+NewRow = tuple[int, int, bytes, bytes]
+"""``(cx, cz, data, summary)`` to write: ``summary`` is ``voxeldb.chunks._summary.summarize``
+of the same array, which the backend seals with the row's new version."""
 
 
 class Backend(abc.ABC):

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from voxeldb._ids import fresh_versions
 from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
 from voxeldb.chunks._schema import CHUNK_KEY_COLUMNS, CHUNK_WRITE_COLUMNS, world_chunks_table
+from voxeldb.chunks._summary import seal_summary
 from voxeldb.chunks.backends._base import Backend, NewRow
 from voxeldb.errors import DriverErrorKind
 
@@ -57,35 +58,35 @@ _EXISTING = (
     "SELECT c.chunk_x, c.chunk_z FROM " + _KEYS + f" JOIN {_T} c "
     "ON c.world_id = %s AND c.chunk_x = k.x AND c.chunk_z = k.z"
 )
-_ROWS = "unnest(%s::int4[], %s::int4[], %b::bytea[], %s::int8[]) AS u(x, z, d, v)"
+_ROWS = "unnest(%s::int4[], %s::int4[], %b::bytea[], %s::int8[], %b::bytea[]) AS u(x, z, d, v, s)"
 _UPSERT = (
     f"INSERT INTO {_T} ({_WRITE}) "
-    f"SELECT %s, u.x, u.z, u.d, u.v FROM {_ROWS} ORDER BY u.x, u.z "
+    f"SELECT %s, u.x, u.z, u.d, u.v, u.s FROM {_ROWS} ORDER BY u.x, u.z "
     f"ON CONFLICT ({_PK}) DO UPDATE SET data = EXCLUDED.data, "
-    "version = EXCLUDED.version, updated_at = now() "
+    "version = EXCLUDED.version, summary = EXCLUDED.summary, updated_at = now() "
     "RETURNING chunk_x, chunk_z, version"
 )
-_STAGING = "voxeldb_chunk_staging_v"
+_STAGING = "voxeldb_chunk_staging_s"
 _UPSERT_STAGED = (
     f"INSERT INTO {_T} ({_WRITE}) "
-    f"SELECT %s, s.chunk_x, s.chunk_z, s.data, s.version FROM {_STAGING} s "
+    f"SELECT %s, s.chunk_x, s.chunk_z, s.data, s.version, s.summary FROM {_STAGING} s "
     "ORDER BY s.chunk_x, s.chunk_z "
     f"ON CONFLICT ({_PK}) DO UPDATE SET data = EXCLUDED.data, "
-    "version = EXCLUDED.version, updated_at = now()"
+    "version = EXCLUDED.version, summary = EXCLUDED.summary, updated_at = now()"
 )
 _INSERT_NEW = (
     f"INSERT INTO {_T} ({_WRITE}) "
-    f"SELECT %s, u.x, u.z, u.d, u.v FROM {_ROWS} ORDER BY u.x, u.z "
+    f"SELECT %s, u.x, u.z, u.d, u.v, u.s FROM {_ROWS} ORDER BY u.x, u.z "
     f"ON CONFLICT ({_PK}) DO NOTHING "
     "RETURNING chunk_x, chunk_z, version"
 )
 _UPDATE = (
-    f"UPDATE {_T} c SET data = u.d, version = u.v, updated_at = now() "
+    f"UPDATE {_T} c SET data = u.d, version = u.v, summary = u.s, updated_at = now() "
     f"FROM {_ROWS} WHERE c.world_id = %s AND c.chunk_x = u.x AND c.chunk_z = u.z "
     "RETURNING c.chunk_x, c.chunk_z, c.version"
 )
 _COPY = f"COPY {_T} ({_WRITE}) FROM STDIN (FORMAT BINARY)"
-_COPY_TYPES = ["uuid", "int4", "int4", "bytea", "int8"]
+_COPY_TYPES = ["uuid", "int4", "int4", "bytea", "int8", "bytea"]
 
 
 def _raw(conn: Connection) -> psycopg.Connection[Any]:
@@ -94,13 +95,18 @@ def _raw(conn: Connection) -> psycopg.Connection[Any]:
     return raw
 
 
-def _columns(rows: Sequence[NewRow]) -> tuple[list[int], list[int], list[bytes], list[int]]:
-    """The columns of ``rows`` for ``unnest``, with a fresh version for each row."""
+def _columns(
+    rows: Sequence[NewRow],
+) -> tuple[list[int], list[int], list[bytes], list[int], list[bytes]]:
+    """The columns of ``rows`` for ``unnest``, with a fresh version for each row and the
+    summaries sealed with it."""
+    versions = fresh_versions(len(rows))
     return (
         [r[0] for r in rows],
         [r[1] for r in rows],
         [r[2] for r in rows],
-        fresh_versions(len(rows)),
+        versions,
+        [seal_summary(r[3], v) for r, v in zip(rows, versions, strict=True)],
     )
 
 
@@ -164,9 +170,9 @@ class PostgresBackend(Backend):
         return self.engine.connect()
 
     def upsert(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
-        xs, zs, ds, vs = _columns(rows)
+        xs, zs, ds, vs, ss = _columns(rows)
         with self._cursor(conn) as cur:
-            cur.execute(_UPSERT, (self.world_id, xs, zs, ds, vs))
+            cur.execute(_UPSERT, (self.world_id, xs, zs, ds, vs, ss))
             return {(x, z): v for x, z, v in cur.fetchall()}
 
     def bulk_upsert(self, conn: Connection, rows: Sequence[NewRow]) -> None:
@@ -186,8 +192,11 @@ class PostgresBackend(Backend):
             try:
                 with cur.copy(_COPY) as copy:
                     copy.set_types(_COPY_TYPES)
-                    for (x, z, data), version in zip(new, fresh_versions(len(new)), strict=True):
-                        copy.write_row((self.world_id, x, z, data, version))
+                    for (x, z, data, summary), version in zip(
+                        new, fresh_versions(len(new)), strict=True
+                    ):
+                        sealed = seal_summary(summary, version)
+                        copy.write_row((self.world_id, x, z, data, version, sealed))
             except psycopg.errors.UniqueViolation:
                 savepoint.rollback()
                 self._staged_upsert(conn, cur, new)
@@ -206,15 +215,16 @@ class PostgresBackend(Backend):
         # is gone again. Encoded chunks are LZ4 already, so pglz would only burn time.
         _raw(conn).execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} "
-            "(chunk_x int4, chunk_z int4, data bytea, version int8) ON COMMIT DELETE ROWS; "
+            "(chunk_x int4, chunk_z int4, data bytea, version int8, summary bytea) "
+            "ON COMMIT DELETE ROWS; "
             f"ALTER TABLE {_STAGING} ALTER COLUMN data SET STORAGE EXTERNAL"
         )
         with cur.copy(
-            f"COPY {_STAGING} (chunk_x, chunk_z, data, version) FROM STDIN (FORMAT BINARY)"
+            f"COPY {_STAGING} (chunk_x, chunk_z, data, version, summary) FROM STDIN (FORMAT BINARY)"
         ) as copy:
-            copy.set_types(["int4", "int4", "bytea", "int8"])
-            for (x, z, data), version in zip(rows, fresh_versions(len(rows)), strict=True):
-                copy.write_row((x, z, data, version))
+            copy.set_types(["int4", "int4", "bytea", "int8", "bytea"])
+            for (x, z, data, summary), version in zip(rows, fresh_versions(len(rows)), strict=True):
+                copy.write_row((x, z, data, version, seal_summary(summary, version)))
         cur.execute(_UPSERT_STAGED, (self.world_id,))
         cur.execute(f"TRUNCATE {_STAGING}")
 
@@ -224,15 +234,15 @@ class PostgresBackend(Backend):
             return cur.fetchall()
 
     def insert_new(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
-        xs, zs, ds, vs = _columns(rows)
+        xs, zs, ds, vs, ss = _columns(rows)
         with self._cursor(conn) as cur:
-            cur.execute(_INSERT_NEW, (self.world_id, xs, zs, ds, vs))
+            cur.execute(_INSERT_NEW, (self.world_id, xs, zs, ds, vs, ss))
             return {(x, z): v for x, z, v in cur.fetchall()}
 
     def update(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
-        xs, zs, ds, vs = _columns(rows)
+        xs, zs, ds, vs, ss = _columns(rows)
         with self._cursor(conn) as cur:
-            cur.execute(_UPDATE, (xs, zs, ds, vs, self.world_id))
+            cur.execute(_UPDATE, (xs, zs, ds, vs, ss, self.world_id))
             return {(x, z): v for x, z, v in cur.fetchall()}
 
     def delete(self, conn: Connection, cx: int, cz: int) -> bool:

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from voxeldb._ids import fresh_version, fresh_versions
 from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
 from voxeldb.chunks._schema import CHUNK_KEY_COLUMNS, CHUNK_WRITE_COLUMNS, world_chunks_table
+from voxeldb.chunks._summary import seal_summary
 from voxeldb.chunks.backends._base import Backend, NewRow
 from voxeldb.errors import DriverErrorKind
 
@@ -36,16 +37,16 @@ _KEYS_PER_STATEMENT = 400
 """Keys per ``IN (VALUES ...)`` list: 800 parameters, well under SQLite's limit."""
 
 _UPSERT = (
-    f"INSERT INTO {_T} ({_WRITE}) VALUES (?, ?, ?, ?, ?) "
+    f"INSERT INTO {_T} ({_WRITE}) VALUES (?, ?, ?, ?, ?, ?) "
     f"ON CONFLICT ({_PK}) DO UPDATE SET data = excluded.data, "
-    "version = excluded.version, updated_at = CURRENT_TIMESTAMP"
+    "version = excluded.version, summary = excluded.summary, updated_at = CURRENT_TIMESTAMP"
 )
 _INSERT_NEW = (
-    f"INSERT INTO {_T} ({_WRITE}) VALUES (?, ?, ?, ?, ?) "
+    f"INSERT INTO {_T} ({_WRITE}) VALUES (?, ?, ?, ?, ?, ?) "
     f"ON CONFLICT ({_PK}) DO NOTHING RETURNING version"
 )
 _UPDATE = (
-    f"UPDATE {_T} SET data = ?, version = ?, updated_at = CURRENT_TIMESTAMP "
+    f"UPDATE {_T} SET data = ?, version = ?, summary = ?, updated_at = CURRENT_TIMESTAMP "
     "WHERE world_id = ? AND chunk_x = ? AND chunk_z = ? RETURNING version"
 )
 
@@ -121,9 +122,12 @@ class SQLiteBackend(Backend):
     def upsert(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
         raw = _raw(conn)
         written: dict[Key, int] = {}
-        for x, z, data in rows:
+        for x, z, data, summary in rows:
             version = fresh_version()
-            cur = raw.execute(_UPSERT + " RETURNING version", (self._wid, x, z, data, version))
+            sealed = seal_summary(summary, version)
+            cur = raw.execute(
+                _UPSERT + " RETURNING version", (self._wid, x, z, data, version, sealed)
+            )
             written[(x, z)] = int(cur.fetchone()[0])
             cur.close()
         return written
@@ -132,7 +136,11 @@ class SQLiteBackend(Backend):
         wid = self._wid
         versions = fresh_versions(len(rows))
         _raw(conn).executemany(
-            _UPSERT, [(wid, x, z, data, v) for (x, z, data), v in zip(rows, versions, strict=True)]
+            _UPSERT,
+            [
+                (wid, x, z, data, v, seal_summary(summary, v))
+                for (x, z, data, summary), v in zip(rows, versions, strict=True)
+            ],
         )
 
     def lock(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
@@ -142,8 +150,10 @@ class SQLiteBackend(Backend):
     def insert_new(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
         raw = _raw(conn)
         inserted: dict[Key, int] = {}
-        for x, z, data in rows:
-            cur = raw.execute(_INSERT_NEW, (self._wid, x, z, data, fresh_version()))
+        for x, z, data, summary in rows:
+            version = fresh_version()
+            sealed = seal_summary(summary, version)
+            cur = raw.execute(_INSERT_NEW, (self._wid, x, z, data, version, sealed))
             row = cur.fetchone()
             cur.close()
             if row is not None:
@@ -153,8 +163,10 @@ class SQLiteBackend(Backend):
     def update(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:
         raw = _raw(conn)
         written: dict[Key, int] = {}
-        for x, z, data in rows:
-            cur = raw.execute(_UPDATE, (data, fresh_version(), self._wid, x, z))
+        for x, z, data, summary in rows:
+            version = fresh_version()
+            sealed = seal_summary(summary, version)
+            cur = raw.execute(_UPDATE, (data, version, sealed, self._wid, x, z))
             row = cur.fetchone()
             cur.close()
             if row is not None:
