@@ -88,7 +88,9 @@ def test_generate_map_and_snapshot_round_trip(database_url: str, tmp_path: Path)
         assert np.array_equal(db.chunks(world_id).get(3, 0), generate_chunk(3, 0, seed=5))
 
     png = tmp_path / "valley.png"
-    mapped = voxeldb_cmd("map", "valley", "-o", str(png), "--radius", "3", url=database_url)
+    mapped = voxeldb_cmd(
+        "map", "valley", "-o", str(png), "--radius", "3", "--no-legend", url=database_url
+    )
     assert mapped.returncode == 0, mapped.stderr
     image = np.asarray(Image.open(png).convert("RGB"))
     assert image.shape == (7 * 16, 7 * 16, 3)
@@ -99,7 +101,7 @@ def test_generate_map_and_snapshot_round_trip(database_url: str, tmp_path: Path)
 
     # Without --center/--radius the frame is the stored chunks: x -2..3, z -2..2.
     whole = tmp_path / "whole.png"
-    mapped = voxeldb_cmd("map", "valley", "-o", str(whole), url=database_url)
+    mapped = voxeldb_cmd("map", "valley", "-o", str(whole), "--no-legend", url=database_url)
     assert mapped.returncode == 0, mapped.stderr
     assert "26 of 30 chunks present" in mapped.stdout
     image = np.asarray(Image.open(whole).convert("RGB"))
