@@ -15,11 +15,20 @@ from voxeldb import errors
 
 if TYPE_CHECKING:
     from voxeldb._connect import Database, connect
-    from voxeldb.chunks import ChunkStore
+    from voxeldb.chunks import BlockEdit, Change, ChunkStore, RollbackReport
 
     __version__: str
 
-__all__ = ["ChunkStore", "Database", "__version__", "connect", "errors"]
+__all__ = [
+    "BlockEdit",
+    "Change",
+    "ChunkStore",
+    "Database",
+    "RollbackReport",
+    "__version__",
+    "connect",
+    "errors",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -28,8 +37,10 @@ def __getattr__(name: str) -> Any:
         from voxeldb import _connect
 
         value = getattr(_connect, name)
-    elif name == "ChunkStore":
-        from voxeldb.chunks import ChunkStore as value
+    elif name in ("ChunkStore", "Change", "BlockEdit", "RollbackReport"):
+        from voxeldb import chunks
+
+        value = getattr(chunks, name)
     elif name == "__version__":
         from importlib.metadata import PackageNotFoundError, version
 

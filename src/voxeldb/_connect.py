@@ -7,6 +7,8 @@ A layer above ``voxeldb.services`` (docs/architecture.md): ``Database.chunks`` b
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import logging
 import uuid
 from collections.abc import Iterator
 from types import TracebackType
@@ -21,16 +23,28 @@ from voxeldb._engine import make_engine
 from voxeldb._ids import as_uuid
 from voxeldb._redis import database_namespace
 from voxeldb._settings import Settings, get_settings
-from voxeldb.chunks import ChunkLRU, ChunkStore, RedisChunkCache, open_backend, world_shape
+from voxeldb.chunks import (
+    ChunkLRU,
+    ChunkStore,
+    RedisChunkCache,
+    check_journal_actor,
+    create_journal_partitions,
+    open_backend,
+    prune_journal,
+    world_shape,
+)
 from voxeldb.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
     NotFoundError,
+    ValidationError,
     driver_errors,
 )
 from voxeldb.meta import World
 
 __all__ = ["MEMORY_ONLY", "Database", "connect"]
+
+_log = logging.getLogger(__name__)
 
 MEMORY_ONLY = "memory"
 """``cache=`` value that keeps chunks in the in-process cache only, even if REDIS_URL is set."""
@@ -84,6 +98,7 @@ class Database:
                 raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._closed = False
+        self._partitions_day: dt.date | None = None
 
     def __repr__(self) -> str:
         cache = "redis" if self.redis is not None else "memory"
@@ -119,9 +134,13 @@ class Database:
             world_id: uuid.UUID = world.id
         return world_id
 
-    def chunks(self, world_id: uuid.UUID | str) -> ChunkStore:
-        """The chunk store of world ``world_id``; a NotFoundError if there is no such world."""
+    def chunks(self, world_id: uuid.UUID | str, *, actor: str | None = None) -> ChunkStore:
+        """The chunk store of world ``world_id``; a NotFoundError if there is no such world.
+
+        ``actor`` (at most 200 characters) is recorded in the journal with every change made
+        through the store."""
         wid = as_uuid(world_id)
+        actor = check_journal_actor(actor)
         # A server that is down is not a missing world (nor a missing schema).
         with driver_errors(
             unavailable="cannot connect to the database",
@@ -143,13 +162,56 @@ class Database:
         if row is None:
             raise NotFoundError(f"world {wid} does not exist")
         height, min_y = world_shape(row[0])
-        return ChunkStore(
+        store = ChunkStore(
             open_backend(self.engine, wid),
             height=height,
             min_y=min_y,
             lru=self.lru,
             redis=self.redis,
+            actor=actor,
         )
+        self._journal_upkeep()
+        return store
+
+    def _journal_upkeep(self) -> None:
+        """PostgreSQL: the journal's daily partitions a week ahead, made at most once a day
+        per process, in a short transaction of its own (never inside a write)."""
+        if self.backend != "postgresql":
+            return
+        today = dt.datetime.now(dt.UTC).date()
+        if self._partitions_day == today:
+            return
+        try:
+            with self.engine.begin() as conn:
+                create_journal_partitions(conn)
+        except Exception:
+            _log.warning("could not create the journal's partitions", exc_info=True)
+            return
+        self._partitions_day = today
+
+    def prune_journal(
+        self, *, older_than: dt.timedelta, world_id: uuid.UUID | str | None = None
+    ) -> int:
+        """Delete the journal entries older than ``older_than`` (of every world, or of
+        ``world_id``); how many. Chunks are not touched; pruned history cannot be rolled
+        back. PostgreSQL drops whole daily partitions (docs/journal.md)."""
+        if not isinstance(older_than, dt.timedelta) or older_than < dt.timedelta(0):
+            raise ValidationError(
+                f"older_than must be a timedelta >= 0, got {older_than!r}", field="older_than"
+            )
+        wid = None if world_id is None else as_uuid(world_id)
+        cutoff = dt.datetime.now(dt.UTC) - older_than
+        with (
+            driver_errors(unavailable="cannot connect to the database"),
+            self.engine.connect() as conn,
+        ):
+            if self.backend == "postgresql":
+                with conn.begin():
+                    count = prune_journal(conn, cutoff, wid)
+            else:
+                count = prune_journal(conn, cutoff, wid)
+        self._journal_upkeep()
+        return count
 
     def close(self) -> None:
         """Release the connection pool and the Redis connections."""

@@ -20,6 +20,20 @@ from voxeldb.chunks._geometry import (
     local_y,
     world_shape,
 )
+from voxeldb.chunks._journal import (
+    BlockEdit,
+    Change,
+    RollbackReport,
+    journal_delete,
+    journal_deletes,
+    journal_edit,
+    journal_head,
+    journal_put,
+    journal_puts,
+)
+from voxeldb.chunks._journal import check_actor as check_journal_actor
+from voxeldb.chunks._journal_sql import create_partitions as create_journal_partitions
+from voxeldb.chunks._journal_sql import prune as prune_journal
 from voxeldb.chunks._registry import (
     clear_memo,
     intern_states,
@@ -31,8 +45,10 @@ from voxeldb.chunks._schema import (
     JSONType,
     UUIDType,
     block_states_table,
+    journal_heads_table,
     metadata,
     world_chunks_table,
+    world_journal_table,
 )
 from voxeldb.chunks._store import ChunkStore
 from voxeldb.chunks.backends import Backend, open_backend, register_backend
@@ -47,23 +63,37 @@ __all__ = [
     "MAX_HEIGHT",
     "NAMING_CONVENTION",
     "Backend",
+    "BlockEdit",
+    "Change",
     "ChunkLRU",
     "ChunkStore",
     "JSONType",
     "RedisChunkCache",
+    "RollbackReport",
     "UUIDType",
     "as_coord",
     "block_states_table",
+    "check_journal_actor",
     "clear_memo",
+    "create_journal_partitions",
     "decode_chunk",
     "encode_chunk",
     "intern_states",
+    "journal_delete",
+    "journal_deletes",
+    "journal_edit",
+    "journal_head",
+    "journal_heads_table",
+    "journal_put",
+    "journal_puts",
     "local_y",
     "lookup_states",
     "metadata",
     "normalize_state",
     "open_backend",
+    "prune_journal",
     "register_backend",
     "world_chunks_table",
+    "world_journal_table",
     "world_shape",
 ]

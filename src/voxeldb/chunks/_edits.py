@@ -12,6 +12,8 @@ import numpy.typing as npt
 from sqlalchemy import Connection
 
 from voxeldb.chunks._geometry import INT32_MAX, INT32_MIN, Blocks, Key, as_coord
+from voxeldb.chunks._journal import EDIT, JournalWriter, pack_edits
+from voxeldb.chunks._journal_sql import EntryRow
 from voxeldb.chunks._reads import decode_rows
 from voxeldb.chunks._registry import intern_states, normalize_state, state_key
 from voxeldb.chunks._summary import summarize
@@ -167,15 +169,25 @@ def _state_slot(state: Any, states: list[Any], by_key: dict[str, int]) -> int:
 
 
 def apply_edits(
-    conn: Connection, backend: Backend, plan: EditPlan, shape: tuple[int, int, int]
+    conn: Connection,
+    backend: Backend,
+    plan: EditPlan,
+    shape: tuple[int, int, int],
+    journal: JournalWriter | None = None,
 ) -> tuple[dict[Key, int], dict[Key, Blocks], dict[Key, bytes]]:
     """Run ``plan`` in the caller's write transaction: intern its states, lock and edit the
-    stored chunks, create the others. The new versions, arrays (read-only) and bytes."""
+    stored chunks, create the others. The new versions, arrays (read-only) and bytes.
+
+    With ``journal``, one ``"edit"`` entry per chunk (positions, old and new ids) is added to
+    it, and :meth:`JournalWriter.finish` is called as the last statement."""
     ids = np.asarray(intern_states(conn, backend.world_id, plan.states), dtype=np.int64)
     if len(ids) and int(ids.max()) > _U32_MAX:
         raise ConcurrencyError("block-state id space exhausted (more than 2**32 states)")
     values = ids[plan.slots] if len(ids) else plan.slots
     position = {key: i for i, key in enumerate(plan.keys)}
+    olds: dict[Key, Any] = {}
+    if journal is not None:
+        journal.reserve(len(plan.keys))
 
     def edited(key: Key, base: Blocks | None) -> Blocks:
         i = position[key]
@@ -188,6 +200,12 @@ def apply_edits(
             array = base.astype(np.uint32)
         else:
             array = base  # freshly decoded for this transaction: edited in place
+        if journal is not None:
+            olds[key] = (
+                np.zeros(hi - lo, dtype=np.uint32)
+                if base is None
+                else base.reshape(-1)[plan.flat[lo:hi]].astype(np.uint32)
+            )
         array.reshape(-1)[plan.flat[lo:hi]] = vals
         array.flags.writeable = False
         return array
@@ -221,4 +239,10 @@ def apply_edits(
         written.update(inserted)
         # A concurrent writer created the others first: lock and edit its rows instead.
         todo = [key for key in absent if key not in inserted]
+    if journal is not None:
+        for i, key in enumerate(plan.keys):
+            lo, hi = int(plan.bounds[i]), int(plan.bounds[i + 1])
+            blob = pack_edits(plan.flat[lo:hi], olds[key], values[lo:hi])
+            journal.add(EntryRow(key[0], key[1], EDIT, written.get(key), blob, None, None))
+        journal.finish(conn)
     return written, arrays, encoded

@@ -21,9 +21,12 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
+    String,
     Table,
     Text,
     UniqueConstraint,
@@ -39,13 +42,16 @@ from voxeldb._ids import as_uuid
 __all__ = [
     "CHUNK_KEY_COLUMNS",
     "CHUNK_WRITE_COLUMNS",
+    "JOURNAL_PARTITION_PREFIX",
     "NAMING_CONVENTION",
     "JSONType",
     "UUIDType",
     "block_state_tokens_table",
     "block_states_table",
+    "journal_heads_table",
     "metadata",
     "world_chunks_table",
+    "world_journal_table",
 ]
 
 # Deterministic constraint names: migrations can then drop and alter them by name on both
@@ -156,6 +162,47 @@ block_state_tokens_table = Table(
 
 Processes key their memo of the registry by it: a registry restored from a backup comes
 back with the token it had then, so a memo learned later is never taken for it."""
+
+JOURNAL_PARTITION_PREFIX = "world_journal_p"
+"""PostgreSQL: ``world_journal`` is partitioned by ``logged_at``, one partition a day named
+``world_journal_pYYYYMMDD``, plus ``world_journal_default``. The partitions are made by
+``voxeldb.chunks._journal_sql`` (ahead of time), not by the metadata: docs/journal.md."""
+
+world_journal_table = Table(
+    "world_journal",
+    metadata,
+    # No foreign key to worlds, on purpose: a snapshot does not carry the journal, and a
+    # world deleted and restored under its id keeps counting from its old head
+    # (docs/journal.md). Old entries of deleted worlds go with prune_journal.
+    Column("world_id", UUIDType(), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    # The partition key on PostgreSQL, so part of the primary key.
+    Column("logged_at", _timestamp(), primary_key=True),
+    Column("chunk_x", Integer, nullable=False),
+    Column("chunk_z", Integer, nullable=False),
+    # 1 put, 2 edit, 3 delete (voxeldb.chunks._journal).
+    Column("kind", SmallInteger, nullable=False),
+    Column("version", BigInteger, nullable=True),
+    Column("actor", String(200), nullable=True),
+    # kind edit: uint32 flat indexes, old ids, new ids (docs/journal.md).
+    Column("edits", LargeBinary, nullable=True),
+    # kind put (replacing) and delete: the chunk's bytes before.
+    Column("prior", LargeBinary, nullable=True),
+    # kind put: blake2b-8 of the bytes written (rollback's "still holds the put").
+    Column("digest", LargeBinary, nullable=True),
+    Index("ix_world_journal_area", "world_id", "chunk_x", "chunk_z", "logged_at"),
+    Index("ix_world_journal_actor", "world_id", "actor", "logged_at"),
+    postgresql_partition_by="RANGE (logged_at)",
+)
+"""A world's journal: one row per chunk changed by a committed write (docs/journal.md)."""
+
+journal_heads_table = Table(
+    "world_journal_heads",
+    metadata,
+    Column("world_id", UUIDType(), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+"""The newest seq of each world's journal; its row lock orders the writers' commits."""
 
 _c = world_chunks_table.c
 CHUNK_KEY_COLUMNS: tuple[str, ...] = (_c.world_id.name, _c.chunk_x.name, _c.chunk_z.name)

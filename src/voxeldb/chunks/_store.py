@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine
 
 from voxeldb._ids import as_uuid
+from voxeldb.chunks import _journal_sql as journal_sql
 from voxeldb.chunks._edits import apply_edits, plan_edits
 from voxeldb.chunks._geometry import (
     DEFAULT_HEIGHT,
@@ -29,6 +31,20 @@ from voxeldb.chunks._geometry import (
     check_square,
     chunk_coord,
 )
+from voxeldb.chunks._history import rollback, watch
+from voxeldb.chunks._journal import (
+    DELETE,
+    PUT,
+    Change,
+    JournalWriter,
+    RollbackReport,
+    check_actor,
+    check_area,
+    check_time,
+    digest,
+    iter_changes,
+)
+from voxeldb.chunks._journal_sql import EntryRow
 from voxeldb.chunks._reads import DatabaseSource, Reader
 from voxeldb.chunks._registry import lookup_states
 from voxeldb.chunks._summary import summarize
@@ -62,8 +78,11 @@ class ChunkStore:
         lru: ChunkLRU | None = None,
         redis: RedisChunkCache | None = None,
         batch_size: int = 1024,
+        actor: str | None = None,
     ) -> None:
         height, min_y = check_shape(height, min_y)
+        self.actor = check_actor(actor)
+        """Recorded in the journal with every change made through this store."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError(
                 f"batch_size must be >= 1, got {batch_size!r}", field="batch_size"
@@ -176,7 +195,21 @@ class ChunkStore:
         data = encode_chunk(blocks)
         summary = summarize(blocks)
         backend = self._backend
-        written = backend.write(lambda conn: backend.upsert(conn, [(cx, cz, data, summary)]))
+
+        def work(conn: Connection) -> dict[Key, int]:
+            journal = self._journal()
+            if journal is None:
+                return backend.upsert(conn, [(cx, cz, data, summary)])
+            journal.reserve(1)
+            # Locked and read first: the journal keeps the bytes a put replaces.
+            before = backend.lock(conn, [(cx, cz)])
+            written = backend.upsert(conn, [(cx, cz, data, summary)])
+            prior = bytes(before[0][3]) if before else None
+            journal.add(EntryRow(cx, cz, PUT, written[(cx, cz)], None, prior, digest(data)))
+            journal.finish(conn)
+            return written
+
+        written = backend.write(work)
         # The caller keeps its (writable) array: the caches take a copy.
         self._source.written([(x, z, v, data, blocks) for (x, z), v in written.items()])
 
@@ -194,14 +227,21 @@ class ChunkStore:
         iterator = _iterate(items, "put_many", "items", "(cx, cz, blocks)")
         backend, source = self._backend, self._source
 
-        def flush(conn: Connection, batch: dict[Key, tuple[bytes, bytes]]) -> None:
-            backend.bulk_upsert(conn, [(x, z, d, s) for (x, z), (d, s) in batch.items()])
+        def flush(
+            conn: Connection, batch: dict[Key, tuple[bytes, bytes]], journal: JournalWriter | None
+        ) -> None:
+            written = backend.bulk_upsert(conn, [(x, z, d, s) for (x, z), (d, s) in batch.items()])
+            if journal is not None:
+                for (x, z), (d, _) in batch.items():
+                    version, prior = written[(x, z)]
+                    journal.add(EntryRow(x, z, PUT, version, None, prior, digest(d)))
             # Versions keep stale entries from ever being served; this only frees their
             # memory, so it is done per batch (keeping every key to the end would not be
             # bounded) and even if the transaction later rolls back.
             source.discard(list(batch))
 
         def work(conn: Connection) -> int:
+            journal = self._journal()
             count = 0
             batch: dict[Key, tuple[bytes, bytes]] = {}
             for item in iterator:
@@ -212,10 +252,12 @@ class ChunkStore:
                 batch[(cx, cz)] = (encode_chunk(blocks), summarize(blocks))
                 count += 1
                 if len(batch) >= self.batch_size:
-                    flush(conn, batch)
+                    flush(conn, batch, journal)
                     batch = {}
             if batch:
-                flush(conn, batch)
+                flush(conn, batch, journal)
+            if journal is not None:
+                journal.finish(conn)
             return count
 
         # A one-shot iterable cannot be replayed: no retry here.
@@ -225,7 +267,18 @@ class ChunkStore:
         """Delete chunk ``(cx, cz)``; whether it was stored."""
         cx, cz = chunk_coord(cx, "cx"), chunk_coord(cz, "cz")
         backend = self._backend
-        existed = backend.write(lambda conn: backend.delete(conn, cx, cz))
+
+        def work(conn: Connection) -> bool:
+            journal = self._journal()
+            if journal is not None:
+                journal.reserve(1)
+            prior = backend.delete(conn, cx, cz)
+            if prior is not None and journal is not None:
+                journal.add(EntryRow(cx, cz, DELETE, None, None, prior, None))
+                journal.finish(conn)
+            return prior is not None
+
+        existed = backend.write(work)
         self._source.discard([(cx, cz)])
         return existed
 
@@ -247,7 +300,7 @@ class ChunkStore:
             return 0
         backend, shape = self._backend, self._shape
         written, arrays, encoded = backend.write(
-            lambda conn: apply_edits(conn, backend, plan, shape)
+            lambda conn: apply_edits(conn, backend, plan, shape, self._journal())
         )
         # Made for this write and read-only: the caches keep them without a copy.
         self._source.written(
@@ -255,6 +308,100 @@ class ChunkStore:
             owned=True,
         )
         return plan.count
+
+    # ------------------------------------------------------------------ journal
+
+    def _journal(self) -> JournalWriter | None:
+        return JournalWriter.open(self._backend.engine, self.world_id, self.actor)
+
+    def head(self) -> int:
+        """The newest ``seq`` of this world's journal, 0 when it has none."""
+        with self._backend.read_connection() as conn:
+            return journal_sql.head(conn, self.world_id)
+
+    def changes(
+        self,
+        since: int = 0,
+        *,
+        area: tuple[int, int, int, int] | None = None,
+        actor: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Change]:
+        """Committed changes with ``seq > since``, ascending, matching every filter given:
+        ``area`` an inclusive chunk rectangle, ``actor`` exactly, ``start`` (inclusive) and
+        ``end`` (exclusive) bounding the time. Read lazily, a page at a time."""
+        since = _seq(since, "since")
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
+            raise ValidationError(f"limit must be an integer >= 0, got {limit!r}", field="limit")
+        return self._changes(
+            since=since,
+            area=check_area(area),
+            actor=check_actor(actor),
+            start=check_time(start, "start"),
+            end=check_time(end, "end"),
+            limit=limit,
+        )
+
+    def _changes(self, *, since: int, limit: int | None = None, **filters: Any) -> Iterator[Change]:
+        return iter_changes(
+            self._backend.read_connection, self.world_id, self.min_y, since=since, limit=limit,
+            **filters,
+        )  # fmt: skip
+
+    def watch(
+        self,
+        since: int | None = None,
+        *,
+        area: tuple[int, int, int, int] | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[Change]:
+        """The changes after ``since`` (None: after the head now), then each new change as it
+        commits, in ascending ``seq``, each once; stops after ``timeout`` seconds with
+        nothing new (None: never). PostgreSQL wakes on NOTIFY, SQLite polls."""
+        start = None if since is None else _seq(since, "since")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
+        ):
+            raise ValidationError(f"timeout must be >= 0 seconds, got {timeout!r}", field="timeout")
+        return watch(self, start, check_area(area), None if timeout is None else float(timeout))
+
+    def rollback(
+        self,
+        *,
+        actor: str | None = None,
+        area: tuple[int, int, int, int] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        preview: bool = False,
+    ) -> RollbackReport:
+        """Undo the changes matching every filter given (at least one), newest first: a block
+        goes back only where it still holds the change's new state, otherwise it is a
+        conflict (left alone, counted); puts and deletes likewise at chunk level. The undo is
+        journaled under this store's actor; ``preview=True`` writes nothing."""
+        if actor is None and area is None and start is None and end is None:
+            raise ValidationError(
+                "rollback needs at least one filter (actor, area, start or end)", field="filters"
+            )
+        return rollback(
+            self,
+            actor=check_actor(actor),
+            area=check_area(area),
+            start=check_time(start, "start"),
+            end=check_time(end, "end"),
+            preview=bool(preview),
+        )
+
+
+def _seq(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(
+            f"{field} must be a seq (an integer >= 0), got {value!r}", field=field
+        )
+    return int(value)
 
 
 def _unpack_item(item: object, index: int) -> tuple[int, int, Any]:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -61,6 +62,9 @@ class AIAgentActivity(Base):
     status: Mapped[str] = mapped_column(String(20), default="completed", server_default="completed")
     created_at: Mapped[datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))
     completed_at: Mapped[datetime | None]
+    # The world journal's seqs (exclusive, inclusive] of the block edits made under it.
+    journal_from: Mapped[int | None] = mapped_column(BigInteger)
+    journal_to: Mapped[int | None] = mapped_column(BigInteger)
 
     agent: Mapped[AIAgent] = relationship(back_populates="activities")
 
@@ -84,5 +88,8 @@ class WorldEvolutionLog(Base):
     changes_made: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=EMPTY_JSON)
     impact_score: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))
+    # The world journal's seqs (exclusive, inclusive] of the block edits made under it.
+    journal_from: Mapped[int | None] = mapped_column(BigInteger)
+    journal_to: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (Index(None, "world_id", "created_at"),)

@@ -74,8 +74,11 @@ class Backend(abc.ABC):
         """Insert or replace rows (distinct keys); the new version of each."""
 
     @abc.abstractmethod
-    def bulk_upsert(self, conn: Connection, rows: Sequence[NewRow]) -> None:
-        """:meth:`upsert` for a large batch of distinct keys, by the backend's fastest path."""
+    def bulk_upsert(
+        self, conn: Connection, rows: Sequence[NewRow]
+    ) -> dict[Key, tuple[int, bytes | None]]:
+        """:meth:`upsert` for a large batch of distinct keys, by the backend's fastest path;
+        each key's new version and the bytes it replaced (None for a new chunk)."""
 
     @abc.abstractmethod
     def lock(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
@@ -90,8 +93,8 @@ class Backend(abc.ABC):
         """Replace the data of existing (locked) rows, each with a fresh version; those versions."""
 
     @abc.abstractmethod
-    def delete(self, conn: Connection, cx: int, cz: int) -> bool:
-        """Delete one row; whether it existed."""
+    def delete(self, conn: Connection, cx: int, cz: int) -> bytes | None:
+        """Delete one row; its bytes (the journal keeps them), None when it did not exist."""
 
     @abc.abstractmethod
     def classify(self, exc: BaseException) -> DriverErrorKind | None:

@@ -58,6 +58,10 @@ _EXISTING = (
     "SELECT c.chunk_x, c.chunk_z FROM " + _KEYS + f" JOIN {_T} c "
     "ON c.world_id = %s AND c.chunk_x = k.x AND c.chunk_z = k.z"
 )
+_EXISTING_DATA = (
+    "SELECT c.chunk_x, c.chunk_z, c.data FROM " + _KEYS + f" JOIN {_T} c "
+    "ON c.world_id = %s AND c.chunk_x = k.x AND c.chunk_z = k.z"
+)
 _ROWS = "unnest(%s::int4[], %s::int4[], %b::bytea[], %s::int8[], %b::bytea[]) AS u(x, z, d, v, s)"
 _UPSERT = (
     f"INSERT INTO {_T} ({_WRITE}) "
@@ -175,16 +179,22 @@ class PostgresBackend(Backend):
             cur.execute(_UPSERT, (self.world_id, xs, zs, ds, vs, ss))
             return {(x, z): v for x, z, v in cur.fetchall()}
 
-    def bulk_upsert(self, conn: Connection, rows: Sequence[NewRow]) -> None:
+    def bulk_upsert(
+        self, conn: Connection, rows: Sequence[NewRow]
+    ) -> dict[Key, tuple[int, bytes | None]]:
+        versions = fresh_versions(len(rows))
+        version_of = {(r[0], r[1]): v for r, v in zip(rows, versions, strict=True)}
         with self._cursor(conn) as cur:
-            cur.execute(_EXISTING, ([r[0] for r in rows], [r[1] for r in rows], self.world_id))
-            existing = {(x, z) for x, z in cur.fetchall()}
+            # The bytes of the rows replaced: the journal keeps them (undo of the put).
+            cur.execute(_EXISTING_DATA, ([r[0] for r in rows], [r[1] for r in rows], self.world_id))
+            existing: dict[Key, bytes | None] = {(x, z): d for x, z, d in cur.fetchall()}
             replace = [r for r in rows if (r[0], r[1]) in existing]
             new = [r for r in rows if (r[0], r[1]) not in existing]
+            written = {k: (v, existing.get(k)) for k, v in version_of.items()}
             if replace:
-                self._staged_upsert(conn, cur, replace)
+                self._staged_upsert(conn, cur, replace, version_of)
             if not new:
-                return
+                return written
             # New chunks (the world generator's case) go straight into the table by COPY.
             # A concurrent writer may store one of them first: the COPY then fails on the
             # primary key, and the batch falls back to the upsert from its savepoint.
@@ -192,19 +202,23 @@ class PostgresBackend(Backend):
             try:
                 with cur.copy(_COPY) as copy:
                     copy.set_types(_COPY_TYPES)
-                    for (x, z, data, summary), version in zip(
-                        new, fresh_versions(len(new)), strict=True
-                    ):
+                    for x, z, data, summary in new:
+                        version = version_of[(x, z)]
                         sealed = seal_summary(summary, version)
                         copy.write_row((self.world_id, x, z, data, version, sealed))
             except psycopg.errors.UniqueViolation:
                 savepoint.rollback()
-                self._staged_upsert(conn, cur, new)
+                self._staged_upsert(conn, cur, new, version_of)
             else:
                 savepoint.commit()
+            return written
 
     def _staged_upsert(
-        self, conn: Connection, cur: psycopg.Cursor[Any], rows: Sequence[NewRow]
+        self,
+        conn: Connection,
+        cur: psycopg.Cursor[Any],
+        rows: Sequence[NewRow],
+        version_of: dict[Key, int],
     ) -> None:
         """COPY into a temporary table, then one ``INSERT ... SELECT ... ON CONFLICT``.
 
@@ -223,7 +237,8 @@ class PostgresBackend(Backend):
             f"COPY {_STAGING} (chunk_x, chunk_z, data, version, summary) FROM STDIN (FORMAT BINARY)"
         ) as copy:
             copy.set_types(["int4", "int4", "bytea", "int8", "bytea"])
-            for (x, z, data, summary), version in zip(rows, fresh_versions(len(rows)), strict=True):
+            for x, z, data, summary in rows:
+                version = version_of[(x, z)]
                 copy.write_row((x, z, data, version, seal_summary(summary, version)))
         cur.execute(_UPSERT_STAGED, (self.world_id,))
         cur.execute(f"TRUNCATE {_STAGING}")
@@ -245,13 +260,15 @@ class PostgresBackend(Backend):
             cur.execute(_UPDATE, (xs, zs, ds, vs, ss, self.world_id))
             return {(x, z): v for x, z, v in cur.fetchall()}
 
-    def delete(self, conn: Connection, cx: int, cz: int) -> bool:
+    def delete(self, conn: Connection, cx: int, cz: int) -> bytes | None:
         with self._cursor(conn) as cur:
             cur.execute(
-                f"DELETE FROM {_T} WHERE world_id = %s AND chunk_x = %s AND chunk_z = %s",
+                f"DELETE FROM {_T} WHERE world_id = %s AND chunk_x = %s AND chunk_z = %s "
+                "RETURNING data",
                 (self.world_id, cx, cz),
             )
-            return cur.rowcount > 0
+            row = cur.fetchone()
+            return None if row is None else bytes(row[0])
 
     def classify(self, exc: BaseException) -> DriverErrorKind | None:
         if isinstance(exc, DBAPIError):

@@ -132,9 +132,18 @@ class SQLiteBackend(Backend):
             cur.close()
         return written
 
-    def bulk_upsert(self, conn: Connection, rows: Sequence[NewRow]) -> None:
+    def bulk_upsert(
+        self, conn: Connection, rows: Sequence[NewRow]
+    ) -> dict[Key, tuple[int, bytes | None]]:
         wid = self._wid
         versions = fresh_versions(len(rows))
+        # The bytes of the rows replaced: the journal keeps them (undo of the put).
+        existing = {
+            (x, z): bytes(d)
+            for x, z, d in self._by_keys(
+                conn, [(r[0], r[1]) for r in rows], "chunk_x, chunk_z, data"
+            )
+        }
         _raw(conn).executemany(
             _UPSERT,
             [
@@ -142,6 +151,10 @@ class SQLiteBackend(Backend):
                 for (x, z, data, summary), v in zip(rows, versions, strict=True)
             ],
         )
+        return {
+            (r[0], r[1]): (v, existing.get((r[0], r[1])))
+            for r, v in zip(rows, versions, strict=True)
+        }
 
     def lock(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
         # BEGIN IMMEDIATE already holds the database's write lock.
@@ -173,12 +186,14 @@ class SQLiteBackend(Backend):
                 written[(x, z)] = int(row[0])
         return written
 
-    def delete(self, conn: Connection, cx: int, cz: int) -> bool:
+    def delete(self, conn: Connection, cx: int, cz: int) -> bytes | None:
         cur = _raw(conn).execute(
-            f"DELETE FROM {_T} WHERE world_id = ? AND chunk_x = ? AND chunk_z = ?",
+            f"DELETE FROM {_T} WHERE world_id = ? AND chunk_x = ? AND chunk_z = ? RETURNING data",
             (self._wid, cx, cz),
         )
-        return cur.rowcount > 0
+        row = cur.fetchone()
+        cur.close()
+        return None if row is None else bytes(row[0])
 
     def classify(self, exc: BaseException) -> DriverErrorKind | None:
         if isinstance(exc, DBAPIError):
