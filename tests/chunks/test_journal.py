@@ -111,6 +111,7 @@ def test_time_filters(jstore: ChunkStore) -> None:
     assert list(jstore.changes(end=before)) == []
 
 
+@pytest.mark.usefixtures("session_local")
 def test_orm_set_block_and_services_are_journaled(jdb: Database, jworld: uuid.UUID) -> None:
     from voxeldb import services
     from voxeldb.meta import WorldChunk
@@ -237,3 +238,45 @@ def test_journal_switch_off_writes_nothing(
     jstore.set_block(0, 0, 0, "stone")
     monkeypatch.setattr(_journal, "_ENABLED", True)
     assert jstore.head() == 0
+
+
+@pytest.mark.usefixtures("session_local")
+def test_undo_what_agent_did_in_the_last_hour(jdb: Database, jworld: uuid.UUID) -> None:
+    from voxeldb import services
+    from voxeldb.meta import AIAgentActivity, WorldEvolutionLog
+
+    player = jdb.chunks(jworld, actor="user:bob")
+    player.set_blocks([(x, 0, 0, "grass") for x in range(8)])
+    agent = services.create_agent(f"builder-{uuid.uuid4().hex[:6]}")
+    hour_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    activity = services.run_agent_activity(
+        agent.agent_name,
+        jworld,
+        "build",
+        {"what": "tower"},
+        edits=[(x, 0, 0, "cobblestone") for x in range(4)]
+        + [(0, y, 40, "cobblestone") for y in range(5)],
+    )
+    assert activity.journal_from is not None and activity.journal_to is not None
+    agent_changes = list(player.changes(since=activity.journal_from))
+    assert [c.seq for c in agent_changes] == list(
+        range(activity.journal_from + 1, activity.journal_to + 1)
+    )
+    assert {c.actor for c in agent_changes} == {f"agent:{agent.id}"}
+    with jdb.session() as s:
+        log = s.query(WorldEvolutionLog).filter_by(agent_id=agent.id).one()
+        assert (log.journal_from, log.journal_to) == (activity.journal_from, activity.journal_to)
+        assert s.get(AIAgentActivity, activity.id) is not None
+    player.set_block(1, 0, 0, "dirt")  # the player changed one of them since: kept
+
+    report = jdb.chunks(jworld, actor="admin").rollback(actor=f"agent:{agent.id}", start=hour_ago)
+
+    assert report == RollbackReport(blocks=8, chunks=2, conflicts=1)
+    assert [player.get_block(x, 0, 0) for x in range(5)] == [
+        {"type": "grass"},
+        {"type": "dirt"},
+        {"type": "grass"},
+        {"type": "grass"},
+        {"type": "grass"},
+    ]
+    assert all(player.get_block(0, y, 40) == AIR for y in range(5))

@@ -11,6 +11,7 @@ module per database), ``caches/`` (the LRU and Redis tiers).
 
 from __future__ import annotations
 
+from voxeldb.chunks._edits import edit_blocks
 from voxeldb.chunks._geometry import (
     DEFAULT_HEIGHT,
     DEFAULT_MIN_Y,
@@ -41,6 +42,7 @@ from voxeldb.chunks._registry import (
     normalize_state,
 )
 from voxeldb.chunks._schema import (
+    JOURNAL_PARTITION_PREFIX,
     NAMING_CONVENTION,
     JSONType,
     UUIDType,
@@ -60,6 +62,7 @@ __all__ = [
     "DEFAULT_MIN_Y",
     "INT32_MAX",
     "INT32_MIN",
+    "JOURNAL_PARTITION_PREFIX",
     "MAX_HEIGHT",
     "NAMING_CONVENTION",
     "Backend",
@@ -77,6 +80,7 @@ __all__ = [
     "clear_memo",
     "create_journal_partitions",
     "decode_chunk",
+    "edit_blocks",
     "encode_chunk",
     "intern_states",
     "journal_delete",

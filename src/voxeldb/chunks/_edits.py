@@ -4,6 +4,7 @@ then applied to locked rows inside the write transaction."""
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,8 +12,9 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection
 
+from voxeldb.chunks import _journal_sql as journal_sql
 from voxeldb.chunks._geometry import INT32_MAX, INT32_MIN, Blocks, Key, as_coord
-from voxeldb.chunks._journal import EDIT, JournalWriter, pack_edits
+from voxeldb.chunks._journal import EDIT, JournalWriter, check_actor, pack_edits
 from voxeldb.chunks._journal_sql import EntryRow
 from voxeldb.chunks._reads import decode_rows
 from voxeldb.chunks._registry import intern_states, normalize_state, state_key
@@ -21,7 +23,7 @@ from voxeldb.chunks.backends import Backend
 from voxeldb.chunks.codec import encode_chunk
 from voxeldb.errors import ConcurrencyError, CoordinateError, ValidationError
 
-__all__ = ["EditPlan", "apply_edits", "plan_edits"]
+__all__ = ["EditPlan", "apply_edits", "edit_blocks", "plan_edits"]
 
 _U16_MAX = 2**16 - 1
 _U32_MAX = 2**32 - 1
@@ -246,3 +248,30 @@ def apply_edits(
             journal.add(EntryRow(key[0], key[1], EDIT, written.get(key), blob, None, None))
         journal.finish(conn)
     return written, arrays, encoded
+
+
+def edit_blocks(
+    conn: Connection,
+    world_id: uuid.UUID,
+    edits: Iterable[tuple[int, int, int, Any]],
+    *,
+    height: int,
+    min_y: int,
+    actor: str | None = None,
+) -> tuple[int, int] | None:
+    """``ChunkStore.set_blocks`` in the caller's transaction on ``conn`` (a service that edits
+    blocks together with its own rows); the journal range ``(after, last]`` of the edits, or
+    None when there were none. Cached copies are not refreshed: the versions keep them from
+    being served."""
+    from voxeldb.chunks.backends import open_backend
+
+    plan = plan_edits(edits, height, min_y)
+    if plan is None:
+        return None
+    backend = open_backend(conn.engine, world_id)
+    journal = JournalWriter.open(conn.engine, world_id, check_actor(actor))
+    apply_edits(conn, backend, plan, (height, 16, 16), journal)
+    if journal is None:
+        return None
+    last = journal_sql.head(conn, world_id)
+    return last - len(plan.keys), last

@@ -38,10 +38,11 @@ from voxeldb.meta._rules import (
 from voxeldb.meta._session import SessionLocal, configure, get_engine, write_lock
 from voxeldb.meta._stories import Story, StoryChoice, StoryProgress
 from voxeldb.meta._users import User, UserSession
-from voxeldb.meta._worlds import BlockState, World, WorldChunk
+from voxeldb.meta._worlds import JOURNAL_ACTOR, BlockState, World, WorldChunk
 
 __all__ = [
     "EMAIL_PATTERN",
+    "JOURNAL_ACTOR",
     "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
     "USERNAME_PATTERN",

@@ -107,7 +107,7 @@ def include_object(dialect_name: str) -> Any:
 
 
 def _journal_partition(name: str | None) -> bool:
-    from voxeldb.chunks._schema import JOURNAL_PARTITION_PREFIX
+    from voxeldb.chunks import JOURNAL_PARTITION_PREFIX
 
     return name is not None and (
         name.startswith(JOURNAL_PARTITION_PREFIX) or name == "world_journal_default"

@@ -9,9 +9,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import (
     BigInteger,
+    Connection,
     ForeignKey,
     String,
     Text,
+    event,
+    inspect,
     text,
 )
 from sqlalchemy.orm import (
@@ -26,6 +29,9 @@ from voxeldb._ids import fresh_version
 from voxeldb.chunks import (
     as_coord,
     block_states_table,
+    journal_delete,
+    journal_edit,
+    journal_put,
     local_y,
     world_chunks_table,
     world_shape,
@@ -38,6 +44,7 @@ if TYPE_CHECKING:
     from voxeldb.meta._stories import Story
 
 __all__ = [
+    "JOURNAL_ACTOR",
     "BlockState",
     "World",
     "WorldChunk",
@@ -197,8 +204,13 @@ class WorldChunk(Base):
         if blocks[iy, iz, ix] == state_id and self.data is not None:
             return
         blocks = blocks.copy() if not blocks.flags.writeable else blocks
+        old_id = int(blocks[iy, iz, ix])
         blocks[iy, iz, ix] = state_id
         self.data = encode_chunk(blocks)
+        # For the world journal, written by the flush (_journal_flush below).
+        self.__dict__.setdefault(_PENDING_EDITS, []).append(
+            (iy * 256 + iz * 16 + ix, old_id, int(state_id))
+        )
 
     def __repr__(self) -> str:
         return f"WorldChunk(world_id={self.world_id!s}, x={self.chunk_x}, z={self.chunk_z})"
@@ -216,6 +228,71 @@ class BlockState(Base):
     state_id: Mapped[int]
     state_key: Mapped[str]
     state: Mapped[dict[str, Any]]
+
+
+# --- the world journal: ORM writes of chunks are journaled in their flush ------------------
+
+_PENDING_EDITS = "_voxeldb_journal_edits"
+"""Instance-dict key: the ``(flat, old id, new id)`` edits ``set_block_at`` made since the
+last flush."""
+
+JOURNAL_ACTOR = "voxeldb_actor"
+"""``Session.info`` key: the actor the journal records for the session's chunk writes."""
+
+
+def _actor_of(target: WorldChunk) -> str | None:
+    session = object_session(target)
+    actor = None if session is None else session.info.get(JOURNAL_ACTOR)
+    return actor if isinstance(actor, str) else None
+
+
+def _journal_write(connection: Connection, target: WorldChunk, *, inserted: bool) -> None:
+    edits = target.__dict__.pop(_PENDING_EDITS, None)
+    history = inspect(target).attrs.data.history
+    if not inserted and not history.has_changes():
+        return
+    actor = _actor_of(target)
+    if edits:
+        merged: dict[int, list[int]] = {}
+        for flat, old, new in edits:
+            if flat in merged:
+                merged[flat][1] = new
+            else:
+                merged[flat] = [old, new]
+        flats = sorted(merged)
+        journal_edit(
+            connection, target.world_id, target.chunk_x, target.chunk_z, target.version,
+            flats, [merged[f][0] for f in flats], [merged[f][1] for f in flats], actor=actor,
+        )  # fmt: skip
+        return
+    prior = None if inserted or not history.deleted else history.deleted[0]
+    journal_put(
+        connection, target.world_id, target.chunk_x, target.chunk_z, target.version,
+        target.data, prior=prior, actor=actor,
+    )  # fmt: skip
+
+
+@event.listens_for(WorldChunk, "after_insert")
+def _journal_insert(_mapper: Any, connection: Connection, target: WorldChunk) -> None:
+    _journal_write(connection, target, inserted=True)
+
+
+@event.listens_for(WorldChunk, "after_update")
+def _journal_update(_mapper: Any, connection: Connection, target: WorldChunk) -> None:
+    _journal_write(connection, target, inserted=False)
+
+
+@event.listens_for(WorldChunk, "after_delete")
+def _journal_remove(_mapper: Any, connection: Connection, target: WorldChunk) -> None:
+    target.__dict__.pop(_PENDING_EDITS, None)
+    history = inspect(target).attrs.data.history
+    prior = target.__dict__.get("data")
+    if history.deleted:
+        prior = history.deleted[0]
+    journal_delete(
+        connection, target.world_id, target.chunk_x, target.chunk_z,
+        prior=prior if isinstance(prior, bytes) else None, actor=_actor_of(target),
+    )  # fmt: skip
 
 
 # --- helpers for WorldChunk's block access ------------------------------------------------

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from voxeldb._time import utcnow
+from voxeldb.chunks import edit_blocks, world_shape
 from voxeldb.errors import UnknownIdError, ValidationError
 from voxeldb.meta import AIAgent, AIAgentActivity, World, WorldEvolutionLog, write_lock
 from voxeldb.services._common import parse_id, session_scope, validated
@@ -151,6 +153,7 @@ def run_agent_activity(
     impact: float = 0.5,
     session: Session | None = None,
     as_user: Any = None,
+    edits: Iterable[tuple[int, int, int, Any]] | None = None,
 ) -> AIAgentActivity:
     """Record an agent's activity in a world and log the world evolution it makes.
 
@@ -158,6 +161,12 @@ def run_agent_activity(
     the recent ones (the shape is documented on ``World.evolution_state``); the world's
     ``version`` goes up by one. ``impact`` (0..1, the seed's 0.5 by default) is the log
     entry's ``impact_score``. With ``as_user``, that user must have created the world.
+
+    ``edits`` (``(x, y, z, state)`` block edits, as ``ChunkStore.set_blocks``) are the
+    activity's changes to the world, made in the same transaction and journaled under
+    ``"agent:<agent id>"``; the activity and its log entry record their journal range
+    (``journal_from`` exclusive, ``journal_to`` inclusive), so what the agent did can be
+    found and rolled back (``db.chunks(w).rollback(actor=f"agent:{agent.id}", start=...)``).
     """
     wid = parse_id(world_id, "world_id")
     checked = validated(
@@ -168,9 +177,18 @@ def run_agent_activity(
         require_permission(s, as_user, world_id=wid)
         agent = agent_named(s, checked.agent_name)
         world = lock_world(s, wid)
-        activity, _log = record_evolution(
+        span = None
+        if edits is not None:
+            height, min_y = world_shape(world.world_settings)
+            span = edit_blocks(
+                s.connection(), wid, edits, height=height, min_y=min_y, actor=f"agent:{agent.id}"
+            )
+        activity, log = record_evolution(
             s, agent, world, checked.activity_type, checked.data, score
         )
+        if span is not None:
+            activity.journal_from, activity.journal_to = span
+            log.journal_from, log.journal_to = span
     return activity
 
 

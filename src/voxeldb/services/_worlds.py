@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import event, select
@@ -12,7 +14,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from voxeldb._retry import retry
-from voxeldb.chunks import INT32_MAX, INT32_MIN, intern_states
+from voxeldb.chunks import INT32_MAX, INT32_MIN, check_journal_actor, intern_states
 from voxeldb.errors import (
     CoordinateError,
     OutsideWorldError,
@@ -20,8 +22,9 @@ from voxeldb.errors import (
     ValidationError,
     is_transient,
 )
-from voxeldb.meta import World, WorldChunk
+from voxeldb.meta import JOURNAL_ACTOR, World, WorldChunk
 from voxeldb.services._common import parse_id, session_scope, validated
+from voxeldb.services._permissions import require_permission, user_id_of
 from voxeldb.services._settings_cache import get_cache
 from voxeldb.services._validation import WorldInput, WorldSettings
 
@@ -152,8 +155,14 @@ def set_block(
     block_data: str | dict[str, Any],
     *,
     session: Session | None = None,
+    actor: str | None = None,
+    as_user: Any = None,
 ) -> WorldChunk:
     """Set the block at world coordinates ``(x, y, z)``; a chunk not stored yet is created.
+
+    The world journal records the change under ``actor`` (``"character:<id>"``,
+    ``"agent:<id>"``, ...; at most 200 characters); with ``as_user`` (who must be allowed
+    to edit the world) it defaults to ``"user:<id>"``.
 
     The chunk row gets a new version. Without ``session`` the chunk row is locked for the
     edit (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) and what
@@ -167,11 +176,15 @@ def set_block(
     cx = _chunk_coord(bx >> 4, "x", f"block x = {bx} is in chunk")
     cz = _chunk_coord(bz >> 4, "z", f"block z = {bz} is in chunk")
     lx, lz = bx & 15, bz & 15
+    actor = _journal_actor(actor, as_user)
     if session is not None:
-        return _set_block(session, wid, cx, cz, lx, by, lz, block_data, lock=False)
+        with _acting(session, actor):
+            require_permission(session, as_user, world_id=wid)
+            return _set_block(session, wid, cx, cz, lx, by, lz, block_data, lock=False)
 
     def attempt() -> WorldChunk:
-        with session_scope(None, write=True) as s:
+        with session_scope(None, write=True) as s, _acting(s, actor):
+            require_permission(s, as_user, world_id=wid)
             return _set_block(s, wid, cx, cz, lx, by, lz, block_data, lock=True)
 
     return retry(
@@ -181,6 +194,29 @@ def set_block(
         transient=lambda exc: isinstance(exc, StaleDataError | IntegrityError) or is_transient(exc),
         what=f"set_block in chunk ({cx}, {cz})",
     )
+
+
+def _journal_actor(actor: Any, as_user: Any) -> str | None:
+    if actor is None and as_user is not None:
+        actor = f"user:{user_id_of(as_user)}"
+    try:
+        return check_journal_actor(actor)
+    except ValidationError as exc:
+        raise ValidationError(str(exc), field="actor") from None
+
+
+@contextlib.contextmanager
+def _acting(s: Session, actor: str | None) -> Iterator[None]:
+    """The session's chunk writes are journaled under ``actor`` while inside."""
+    before = s.info.get(JOURNAL_ACTOR)
+    s.info[JOURNAL_ACTOR] = actor
+    try:
+        yield
+    finally:
+        if before is None:
+            s.info.pop(JOURNAL_ACTOR, None)
+        else:
+            s.info[JOURNAL_ACTOR] = before
 
 
 def _set_block(
