@@ -45,7 +45,12 @@ def _record(benchmark: Any, name: str) -> None:
 def _report(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     lines = []
-    for name, bar in (("choose", 2000.0), ("gain_experience", 2000.0)):
+    for name, bar in (
+        ("choose", 2000.0),
+        ("choose_not_durable", 2000.0),
+        ("gain_experience", 2000.0),
+        ("gain_experience_not_durable", 2000.0),
+    ):
         if name in RESULTS:
             rate = 1.0 / RESULTS[name]
             lines.append(
@@ -132,6 +137,16 @@ def test_choose(benchmark: Any, game: Game) -> None:
     assert services.story_state(story_id, hero_id).steps >= 1
 
 
+def test_choose_not_durable(benchmark: Any, game: Game) -> None:
+    """choose with durable=False: the commit does not wait for the disk."""
+    story = services.create_story(game.world.id, "Camp 3", "loop", branching_data=LOOP)
+    story_id, hero_id = story.id, game.hero.id
+    services.start_story(story_id, hero_id)
+    benchmark(services.choose, story_id, hero_id, "train", durable=False)
+    _record(benchmark, "choose_not_durable")
+    assert services.story_state(story_id, hero_id).steps >= 1
+
+
 def test_choose_batched(benchmark: Any, game: Game) -> None:
     """choose in a caller's session committed every 100 calls (a server's tick)."""
     story = services.create_story(game.world.id, "Camp 2", "loop", branching_data=LOOP)
@@ -157,14 +172,13 @@ def test_choose_batched(benchmark: Any, game: Game) -> None:
 
 def test_raw_transaction(benchmark: Any, game: Game, database: str) -> None:
     """The floor under choose: psycopg alone, the same round trips (BEGIN, SELECT ... FOR
-    UPDATE, one write, COMMIT), synchronous_commit off as choose has it."""
+    UPDATE, one write, COMMIT), waiting for the disk at commit as choose does by default."""
     dsn = database.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
 
         def transaction() -> None:
             conn.execute(
-                "SELECT stats, set_config('synchronous_commit', 'off', true)"
-                " FROM characters WHERE id = %s FOR UPDATE",
+                "SELECT stats FROM characters WHERE id = %s FOR UPDATE",
                 (game.hero.id,),
             ).fetchone()
             conn.execute(
@@ -180,6 +194,12 @@ def test_gain_experience(benchmark: Any, game: Game) -> None:
     sage_id = game.sage.id
     benchmark(services.gain_experience, sage_id, 1)
     _record(benchmark, "gain_experience")
+
+
+def test_gain_experience_not_durable(benchmark: Any, game: Game) -> None:
+    sage_id = game.sage.id
+    benchmark(services.gain_experience, sage_id, 1, durable=False)
+    _record(benchmark, "gain_experience_not_durable")
     assert services.level_for_experience(1) == 1
 
 

@@ -25,8 +25,8 @@ def _experience(session_local: sessionmaker[Session], game: Game) -> int:
 
 
 def test_durable_and_not(game: Game, session_local: sessionmaker[Session]) -> None:
-    services.gain_experience(game.hero, 5, durable=True)
     services.gain_experience(game.hero, 5)
+    services.gain_experience(game.hero, 5, durable=False)
     assert _experience(session_local, game) == 10
     choice = services.choose(
         services.create_story(
@@ -34,7 +34,7 @@ def test_durable_and_not(game: Game, session_local: sessionmaker[Session]) -> No
         ),
         game.hero,
         "a",
-        durable=True,
+        durable=False,
     )
     assert choice.choice_order == 1
 

@@ -226,7 +226,7 @@ def gain_experience(
     *,
     session: Session | None = None,
     as_user: Any = None,
-    durable: bool = False,
+    durable: bool = True,
 ) -> list[LevelUp]:
     """Give a character ``amount`` experience; returns the levels it reached (oldest first).
 
@@ -234,7 +234,7 @@ def gain_experience(
     level gained. Concurrent gains on one character all count (the row is updated in
     place, then locked until the transaction ends). A Character object passed in (or held
     by ``session``) shows the new experience, level and stats afterwards. Without
-    ``session``, the commit does not wait for the disk unless ``durable`` (docs/playing.md,
+    ``session``, the commit waits for the disk unless ``durable=False`` (docs/playing.md,
     "Durability").
     """
     cid = character_id_of(character)

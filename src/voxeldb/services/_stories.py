@@ -567,7 +567,7 @@ def choose(
     *,
     session: Session | None = None,
     as_user: Any = None,
-    durable: bool = False,
+    durable: bool = True,
 ) -> StoryChoice:
     """Take ``option`` (its id, or its text) at the character's node.
 
@@ -578,7 +578,7 @@ def choose(
     affinity, experience). An option that is not there, or whose conditions the character
     does not meet, is a ValidationError naming ``option`` and saying why. A character that
     has not started the story starts it here. Without ``session``, the commit does not
-    wait for the disk unless ``durable`` (docs/playing.md, "Durability").
+    wait for the disk only when ``durable`` (the default; docs/playing.md, "Durability").
     """
     sid = _id(story, "story", Story)
     cid = _id(character, "character", Character)

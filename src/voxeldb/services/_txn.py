@@ -8,12 +8,12 @@ replaced and the work run again, as long as nothing was committed. On a caller's
 they run on its connection, in its transaction (pending ORM changes are flushed first, so
 the statements see them).
 
-Durability: a game action committed by voxeldb itself on PostgreSQL does not wait for its
-WAL record to reach the disk (``synchronous_commit = off`` for that transaction only,
-unless ``durable=True``): a crash of the database server may lose the last few hundred
-milliseconds of choices and experience, atomically, never a part of one; a crash of the
-game process loses nothing that was committed. One commit waiting for the disk costs 2 to 4
-ms here, more than the whole action.
+Durability: a game action committed by voxeldb itself waits for its WAL record to reach the
+disk, like every other write: nothing acknowledged is lost. A caller may pass
+``durable=False`` (``synchronous_commit = off`` for that transaction only, PostgreSQL): a
+crash of the database server may then lose the last few hundred milliseconds of choices and
+experience, atomically, never a part of one. One commit waiting for the disk costs 2 to 4 ms
+here, more than the whole action.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _drop() -> None:
 
 
 def run_write(
-    session: Session | None, work: Callable[[Connection, bool], T], *, durable: bool = False
+    session: Session | None, work: Callable[[Connection, bool], T], *, durable: bool = True
 ) -> T:
     """``work(conn, sync_off)`` in the caller's session's transaction, or in one of our own
     on the thread's connection, committed on success (rolled back on error).
