@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import redis
 
-from tests._services import free_port
+from tests._services import REDIS_TEST_URL, free_port
 from voxeldb.chunks.caches import MGET_BATCH, RedisChunkCache
 from voxeldb.errors import ChunkFormatError, ConfigurationError, ValidationError
 
@@ -229,7 +229,7 @@ def test_a_put_with_neither_form_is_rejected(encoded: RedisChunkCache) -> None:
 )
 def test_bad_settings_are_configuration_errors(kwargs: dict[str, Any], word: str) -> None:
     with pytest.raises(ConfigurationError, match=word):
-        RedisChunkCache("redis://127.0.0.1:6379/0", **kwargs)
+        RedisChunkCache(REDIS_TEST_URL, **kwargs)
 
 
 def test_a_malformed_url_is_a_configuration_error() -> None:

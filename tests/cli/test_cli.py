@@ -15,7 +15,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 import voxeldb
-from tests._services import free_port, temporary_database
+from tests._services import REDIS_TEST_URL, free_port, temporary_database
 from voxeldb.meta import (
     AIAgentActivity,
     Character,
@@ -196,9 +196,7 @@ def test_user_mistakes_are_one_line_and_exit_2(tmp_path: Path) -> None:
 
 def test_health_reports_and_exit_status(database_url: str, backend: str) -> None:
     assert voxeldb_cmd("setup", "--create-tables", url=database_url).returncode == 0
-    ok = voxeldb_cmd(
-        "health", "--json", "--redis-url", "redis://127.0.0.1:6379/0", url=database_url
-    )
+    ok = voxeldb_cmd("health", "--json", "--redis-url", REDIS_TEST_URL, url=database_url)
     assert ok.returncode == 0, ok.stderr
     report = json.loads(ok.stdout)
     assert report["status"] in ("healthy", "degraded")
