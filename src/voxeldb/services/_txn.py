@@ -1,12 +1,12 @@
 """The hot path's transaction: a Connection, without the ORM session's bookkeeping.
 
 The game's per-action services (``choose``, ``gain_experience``) run a few Core statements;
-an ORM session of their own, and a pool checkout with its liveness ping, would cost more
-than the statements. So each thread keeps one connection of ``SessionLocal``'s engine for
-them (:func:`run_write`), checked out while the thread lives; a connection found broken is
-replaced and the work run again, as long as nothing was committed. On a caller's session
-they run on its connection, in its transaction (pending ORM changes are flushed first, so
-the statements see them).
+an ORM session of their own would cost more than the statements. So they run on a pooled
+connection checked out for the call and returned when it ends (:func:`run_write`): a
+connection kept per thread would starve the pool once a server has more worker threads
+than pooled connections. A connection found broken before anything was committed is
+replaced and the work run again. On a caller's session they run on its connection, in its
+transaction (pending ORM changes are flushed first, so the statements see them).
 
 Durability: a game action committed by voxeldb itself waits for its WAL record to reach the
 disk, like every other write: nothing acknowledged is lost. A caller may pass
@@ -18,13 +18,10 @@ here, more than the whole action.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -34,34 +31,12 @@ __all__ = ["run_write"]
 
 T = TypeVar("T")
 
-_local = threading.local()
-
-
-def _held(engine: Engine) -> Connection:
-    held = getattr(_local, "held", None)
-    if held is not None:
-        owner, pid, conn = held
-        if owner is engine and pid == os.getpid() and not conn.closed and not conn.invalidated:
-            return conn  # type: ignore[no-any-return]
-        _drop()
-    conn = engine.execution_options(sqlite_begin="IMMEDIATE").connect()
-    _local.held = (engine, os.getpid(), conn)
-    return conn
-
-
-def _drop() -> None:
-    held = getattr(_local, "held", None)
-    _local.held = None
-    if held is not None and held[1] == os.getpid():
-        with contextlib.suppress(Exception):
-            held[2].close()
-
 
 def run_write(
     session: Session | None, work: Callable[[Connection, bool], T], *, durable: bool = True
 ) -> T:
     """``work(conn, sync_off)`` in the caller's session's transaction, or in one of our own
-    on the thread's connection, committed on success (rolled back on error).
+    on a pooled connection, committed on success (rolled back on error).
 
     ``sync_off``: the work's first statement should set ``synchronous_commit`` off for the
     transaction (PostgreSQL, ``set_config(..., true)``: no round trip of its own); true for
@@ -69,28 +44,21 @@ def run_write(
     if session is not None:
         session.flush()
         return work(session.connection(), False)
+    engine = get_engine().execution_options(sqlite_begin="IMMEDIATE")
     for attempt in (1, 2):
-        conn = _held(get_engine())
-        try:
+        with engine.connect() as conn:
             trans = conn.begin()
-        except DBAPIError as exc:
-            if exc.connection_invalidated and attempt == 1:
-                _drop()
-                continue
-            raise
-        try:
-            result = work(conn, not durable)
-        except DBAPIError as exc:
-            with contextlib.suppress(Exception):
+            try:
+                result = work(conn, not durable)
+            except DBAPIError as exc:
                 trans.rollback()
-            if exc.connection_invalidated and attempt == 1:
-                _drop()  # lost before anything was committed: run it again
-                continue
-            raise
-        except BaseException:
-            with contextlib.suppress(Exception):
+                if exc.connection_invalidated and attempt == 1:
+                    continue  # lost before the commit was sent: run it again
+                raise
+            except BaseException:
                 trans.rollback()
-            raise
-        trans.commit()
-        return result
+                raise
+            # A failed COMMIT is not retried: it may have reached the server.
+            trans.commit()
+            return result
     raise AssertionError("unreachable")  # pragma: no cover
