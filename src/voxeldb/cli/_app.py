@@ -1,4 +1,4 @@
-"""The ``voxeldb`` command: setup, generate, snapshot, migrate, health, map.
+"""The ``voxeldb`` command: setup, generate, snapshot, migrate, health, map, import, journal.
 
 A user mistake (unknown world, bad URL, missing or corrupt file, bad option) prints one line
 to stderr and exits 2; progress and notes go to stderr, results to stdout. Each command lives
@@ -21,6 +21,7 @@ import typer
 from voxeldb.cli._common import CommandGroup, CommandLineError, Options, err, out
 from voxeldb.cli._health import health
 from voxeldb.cli._import import import_app
+from voxeldb.cli._journal import history, journal_app, rollback, watch
 from voxeldb.cli._map import map_command
 from voxeldb.cli._migrate import migrate
 from voxeldb.cli._setup import generate, setup
@@ -85,6 +86,10 @@ app.command()(migrate)
 app.command()(health)
 app.command("map")(map_command)
 app.add_typer(import_app, name="import")
+app.command()(history)
+app.command()(rollback)
+app.command()(watch)
+app.add_typer(journal_app, name="journal")
 
 
 # --- entry point -------------------------------------------------------------------------------
