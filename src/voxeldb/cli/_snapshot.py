@@ -39,25 +39,46 @@ def snapshot_create(
             show_default=False,
         ),
     ] = None,
+    since: Annotated[
+        int | None,
+        typer.Option(
+            "--since",
+            metavar="SEQ",
+            min=0,
+            help="An increment: only the chunks changed (and deleted) after journal seq SEQ, "
+            "e.g. the head the previous file printed.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Write one portable, checksummed file holding a world."""
-    from voxeldb.ops import DatabaseSetup, read_manifest
+    """Write one portable, checksummed file holding a world (or, with --since, what changed)."""
+    from voxeldb.ops import DatabaseSetup
 
     require_database(ctx)
     opts = options(ctx)
     with DatabaseSetup(opts.database_url, cache=opts.redis_url) as db_setup:
         ref = find_world(db_setup.db, world)
         with progress_bar("chunks") as progress:
-            task = progress.add_task(f"Snapshot of {ref.name}", total=None)
-            path = db_setup.create_world_snapshot(
-                ref.id, output, progress=lambda n: progress.update(task, completed=n)
+            what = "Snapshot" if since is None else "Increment"
+            task = progress.add_task(f"{what} of {ref.name}", total=None)
+            info = db_setup.snapshot_info(
+                ref.id, output, since=since, progress=lambda n: progress.update(task, completed=n)
             )
             progress.update(task, total=progress.tasks[0].completed)
-    counts = read_manifest(path)["counts"]
-    out.print(
-        f"Wrote {path} ({path.stat().st_size:,} bytes): world {ref.name!r} ({ref.id}), "
-        f"{counts.get('world_chunks', 0):,} chunks, {counts.get('characters', 0)} characters."
-    )
+    path, counts = info.path, info.counts
+    if info.since is None:
+        out.print(
+            f"Wrote {path} ({path.stat().st_size:,} bytes): world {ref.name!r} ({ref.id}), "
+            f"{counts.get('world_chunks', 0):,} chunks, {counts.get('characters', 0)} characters; "
+            f"journal head {info.journal_head}."
+        )
+    else:
+        out.print(
+            f"Wrote {path} ({path.stat().st_size:,} bytes): increment of world {ref.name!r} "
+            f"({ref.id}), journal seq {info.since} to {info.journal_head}: "
+            f"{counts.get('world_chunks', 0):,} chunks changed, "
+            f"{counts.get('deleted_chunks', 0):,} deleted."
+        )
 
 
 @snapshot_app.command("restore")
@@ -66,7 +87,11 @@ def snapshot_restore(
     file: Annotated[Path, typer.Argument(help="The snapshot file.", show_default=False)],
     as_name: Annotated[
         str | None,
-        typer.Option("--as-name", help="Restore under this world name.", show_default=False),
+        typer.Option(
+            "--as-name",
+            help="Restore under this world name (an increment: apply it to this world).",
+            show_default=False,
+        ),
     ] = None,
     new_id: Annotated[
         bool, typer.Option("--new-id", help="Give the world (and its rows) new ids: a copy.")
@@ -80,7 +105,10 @@ def snapshot_restore(
         ),
     ] = False,
 ) -> None:
-    """Restore a world from a snapshot (made on either backend); chunks come back byte-identical."""
+    """Restore a world from a snapshot (made on either backend); chunks come back byte-identical.
+
+    An increment (snapshot create --since) is applied on top of the world restored before.
+    """
     from voxeldb.ops import DatabaseSetup, read_manifest
 
     require_database(ctx)
@@ -102,4 +130,13 @@ def snapshot_restore(
             progress=lambda done, total: progress.update(task, completed=done),
         )
     name = as_name or manifest["world"]["name"]
-    out.print(f"Restored world {name!r} as {world_id} from {file}.")
+    increment = manifest.get("increment")
+    if increment is None:
+        out.print(f"Restored world {name!r} as {world_id} from {file}.")
+    else:
+        out.print(
+            f"Applied increment {file} (journal seq {increment['since']} to "
+            f"{increment['head']}: {manifest['counts']['world_chunks']:,} chunks, "
+            f"{manifest['counts'].get('deleted_chunks', 0):,} deleted) to world {name!r} "
+            f"({world_id})."
+        )

@@ -29,7 +29,7 @@ from voxeldb._ids import as_uuid
 from voxeldb.ops import _snapshot
 
 if TYPE_CHECKING:
-    from voxeldb import Database
+    from voxeldb import ChunkStore, Database
     from voxeldb.ops._sample import SampleReport
 
 __all__ = ["DatabaseSetup"]
@@ -111,23 +111,50 @@ class DatabaseSetup:
         path: str | os.PathLike[str] | None = None,
         *,
         progress: Callable[[int], None] | None = None,
+        since: int | None = None,
     ) -> Path:
         """Write one portable file holding the world ``world_id``; returns its path.
 
         ``path`` may be a file or an existing directory; default ``./<name>-<UTC time>.vxsnap``.
-        Raises :class:`~voxeldb.errors.NotFoundError` for an unknown world.
+        The world's journal head goes in the manifest. With ``since`` (a journal seq, e.g. the
+        head of the previous file) the file is an *increment*: only the chunks changed after
+        ``since``, and those deleted since as deletions (docs/operations.md, "Incremental
+        backups"); a ``since`` past the head, or one whose journal has been pruned, is a
+        :class:`~voxeldb.errors.SnapshotError`. Raises
+        :class:`~voxeldb.errors.NotFoundError` for an unknown world.
         """
+        return self.snapshot_info(world_id, path, progress=progress, since=since).path
+
+    def snapshot_info(
+        self,
+        world_id: uuid.UUID | str,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        progress: Callable[[int], None] | None = None,
+        since: int | None = None,
+    ) -> _snapshot.SnapshotInfo:
+        """:meth:`create_world_snapshot`, returning what was written (path, counts, journal
+        head, ``since``)."""
         from voxeldb.meta import Base
 
+        wid = as_uuid(world_id)
+        store = self.db.chunks(wid)
+        # Read from the journal before the snapshot's read transaction starts: every change up
+        # to the head is then in the file (docs/operations.md, "Incremental backups").
+        changed: list[tuple[int, int]] = []
+        head = store.head() if since is None else _increment_keys(store, since, changed)
         info = _snapshot.create_world_snapshot(
             self.engine,
             Base.metadata,
-            as_uuid(world_id),
+            wid,
             path,
             version=_voxeldb_version(),
             progress=progress,
+            journal_head=head,
+            since=since,
+            changed=changed,
         )
-        return info.path
+        return info
 
     def restore_world_snapshot(
         self,
@@ -161,3 +188,32 @@ class DatabaseSetup:
             match_users_by_email=match_users_by_email,
             progress=progress,
         )
+
+
+def _increment_keys(store: ChunkStore, since: int, changed: list[tuple[int, int]]) -> int:
+    """Append to ``changed`` the chunks changed after journal seq ``since``; the head the
+    increment covers up to (the last change read, or ``since``)."""
+    from voxeldb.errors import SnapshotError
+
+    if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+        raise SnapshotError(f"since must be a journal seq (an integer >= 0), not {since!r}")
+    head = store.head()
+    if since > head:
+        raise SnapshotError(
+            f"since {since} is past the world's journal head ({head}): nothing after it exists"
+        )
+    keys: set[tuple[int, int]] = set()
+    last = since
+    first: int | None = None
+    for change in store.changes(since):
+        if first is None:
+            first = change.seq
+        keys.add((change.cx, change.cz))
+        last = change.seq
+    if head > since and (first is None or first > since + 1):
+        raise SnapshotError(
+            f"the world's journal no longer holds the changes right after seq {since} (pruned): "
+            "an increment from there would miss them; take a full snapshot instead"
+        )
+    changed.extend(sorted(keys))
+    return last

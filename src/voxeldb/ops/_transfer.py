@@ -15,6 +15,11 @@ Failure and resumption:
   tables whose row count matches the source and fails clearly when a table holds a different
   number of rows than a finished or untouched copy could.
 
+The world journal (``world_journal``, ``world_journal_heads``) is copied like any table, every
+entry with its ``seq`` and each world's head; on a PostgreSQL target its daily partitions are
+made first for the days the entries cover, and the rows go through the parent table, which
+routes each to its partition.
+
 The source should not be written to while it is copied (stop the game servers): rows written
 behind the copy's position are not picked up.
 """
@@ -33,6 +38,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     and_,
@@ -45,6 +51,7 @@ from sqlalchemy import (
 
 from voxeldb._text import safe_url
 from voxeldb._time import as_utc
+from voxeldb.chunks import create_journal_partitions, world_journal_table
 from voxeldb.errors import TransferError
 from voxeldb.meta import current, head_revision, upgrade
 
@@ -179,12 +186,37 @@ def transfer_database(
             progress.table_finished(table.name, 0, True)
             report.skipped.append(table.name)
             continue
-        report.copied[table.name] = _copy_table(source, target, table, want, progress, row_batch)
+        if table.name == world_journal_table.name and target.dialect.name == "postgresql":
+            _journal_partitions(source, target, table)
+        # Rows that may hold chunk bytes (the journal's ``prior``) go in chunk-sized batches.
+        binary = any(isinstance(c.type, LargeBinary) for c in table.columns)
+        batch = min(row_batch, chunk_batch) if binary else row_batch
+        report.copied[table.name] = _copy_table(source, target, table, want, progress, batch)
 
     if target.dialect.name == "postgresql":
         _reset_sequences(target, tables)
     report.seconds = time.perf_counter() - started
     return report
+
+
+_MAX_PARTITION_DAYS = 1000
+"""Daily journal partitions made for a copy at most; older entries go to the default one."""
+
+
+def _journal_partitions(source: Engine, target: Engine, table: Table) -> None:
+    """PostgreSQL: the journal's daily partitions for every day the source's entries cover,
+    before they are copied, so that each row lands in its day's partition (which prune drops
+    whole) rather than the default one. The rows themselves go through the parent table."""
+    with source.connect() as sconn:
+        first, last = sconn.execute(
+            select(func.min(table.c.logged_at), func.max(table.c.logged_at))
+        ).one()
+    if first is None or last is None:
+        return
+    first_day, last_day = as_utc(first).date(), as_utc(last).date()
+    days = min((last_day - first_day).days, _MAX_PARTITION_DAYS)
+    with target.begin() as tconn:
+        create_journal_partitions(tconn, days_back=days, days_ahead=0, today=last_day)
 
 
 def _copy_table(

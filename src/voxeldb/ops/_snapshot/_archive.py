@@ -4,6 +4,12 @@ A zip archive holding ``manifest.json`` (format, world, counts, the SHA-256 and 
 other member), ``tables/<table>.json`` and ``chunks.bin`` (``b"VXCHUNKS"``, then per chunk
 ``<iiqII`` = cx, cz, version, len(data), len(metadata JSON), the data and the metadata JSON).
 
+An *increment* (``voxeldb snapshot create --since SEQ``) is the same archive under another
+format name (:data:`INCREMENT_FORMAT`, so a voxeldb that predates increments refuses it rather
+than restoring it as a whole world): its manifest's ``increment`` names the journal range
+``(since, head]`` it covers, ``chunks.bin`` holds only the chunks changed in it, and
+``deleted.bin`` (``b"VXDELETE"``, then ``<ii`` = cx, cz per chunk) the chunks deleted in it.
+
 A snapshot may come from anywhere, so the reader trusts nothing in it. The manifest's
 structure is checked in one place (:func:`check_manifest`): a missing or wrong-typed field is
 a SnapshotError naming it. Every member is bounded before a byte of it is read, by what it
@@ -35,8 +41,12 @@ __all__ = [
     "BATCH_BYTES",
     "CHUNKS_MEMBER",
     "CHUNK_MAGIC",
+    "DELETED_MAGIC",
+    "DELETED_MEMBER",
+    "DELETED_RECORD",
     "FORMAT",
     "FORMAT_VERSION",
+    "INCREMENT_FORMAT",
     "MANIFEST",
     "MAX_CHUNK_METADATA_BYTES",
     "MAX_MANIFEST_BYTES",
@@ -53,12 +63,17 @@ __all__ = [
 ]
 
 FORMAT = "voxeldb-world-snapshot"
+INCREMENT_FORMAT = "voxeldb-world-increment"
+"""The format name of an increment: the chunks changed (and deleted) after a journal seq."""
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CHUNKS_MEMBER = "chunks.bin"
+DELETED_MEMBER = "deleted.bin"
 SUFFIX = ".vxsnap"
 CHUNK_MAGIC = b"VXCHUNKS"
+DELETED_MAGIC = b"VXDELETE"
 RECORD = struct.Struct("<iiqII")
+DELETED_RECORD = struct.Struct("<ii")
 BATCH = 256
 """Rows per insert and chunks per progress call, on both sides."""
 BATCH_BYTES = 16 * 1024 * 1024
@@ -189,6 +204,26 @@ def check_manifest(manifest: object, fail: Callable[[str], SnapshotError]) -> di
         get(counts, table, f"counts.{table}", int)
     if "worlds" not in seen:
         raise bad("tables", "has no entry for the worlds table")
+
+    journal = get(manifest, "journal", "journal", dict, required=False)
+    if journal is not None and get(journal, "head", "journal.head", int) < 0:
+        raise bad("journal.head", "is negative")
+    if manifest.get("format") == INCREMENT_FORMAT:
+        increment = get(manifest, "increment", "increment", dict)
+        since = get(increment, "since", "increment.since", int)
+        head = get(increment, "head", "increment.head", int)
+        if since < 0 or head < since:
+            raise bad("increment", f"must have 0 <= since <= head, not since {since}, head {head}")
+        deleted = get(counts, "deleted_chunks", "counts.deleted_chunks", int)
+        if DELETED_MEMBER not in members:
+            raise bad(f"members[{DELETED_MEMBER!r}]", "is missing")
+        size = len(DELETED_MAGIC) + deleted * DELETED_RECORD.size
+        if members[DELETED_MEMBER]["size"] != size:
+            raise bad(
+                f"members[{DELETED_MEMBER!r}].size",
+                f"is {members[DELETED_MEMBER]['size']} bytes, not the {size} of {deleted} "
+                "deleted chunks",
+            )
 
     # What each member may declare, by what it should hold (docs/operations.md).
     for entry in tables:
@@ -443,7 +478,10 @@ class SnapshotReader:
             manifest = json.loads(raw)
         except (*_ZIP_ERRORS, ValueError, RecursionError) as exc:
             raise self.fail(f"{MANIFEST} cannot be read: {exc}") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        if not isinstance(manifest, dict) or manifest.get("format") not in (
+            FORMAT,
+            INCREMENT_FORMAT,
+        ):
             raise SnapshotError(f"snapshot {self.path}: {MANIFEST} is not a {FORMAT} manifest")
         fv = manifest.get("format_version")
         if fv != FORMAT_VERSION or isinstance(fv, bool):
@@ -464,6 +502,32 @@ class SnapshotReader:
                     f"manifest says {meta['size']}"
                 )
         return manifest
+
+    @property
+    def increment(self) -> dict[str, int] | None:
+        """``{"since": ..., "head": ...}`` of an increment, None for a whole world."""
+        if self.manifest["format"] != INCREMENT_FORMAT:
+            return None
+        return dict(self.manifest["increment"])
+
+    def deleted_chunks(self) -> list[tuple[int, int]]:
+        """The chunks an increment deleted (its size was checked against its count by the
+        manifest check); the member's SHA-256 is checked too."""
+        stream = _MemberStream(self, DELETED_MEMBER)
+        try:
+            if stream.read(len(DELETED_MAGIC)) != DELETED_MAGIC:
+                raise self.fail(f"member {DELETED_MEMBER} does not start with its magic")
+            keys: list[tuple[int, int]] = []
+            for _ in range(self.manifest["counts"]["deleted_chunks"]):
+                head = stream.read(DELETED_RECORD.size)
+                if len(head) != DELETED_RECORD.size:
+                    raise self.fail(f"member {DELETED_MEMBER} ends inside a record")
+                cx, cz = DELETED_RECORD.unpack(head)
+                keys.append((cx, cz))
+            stream.finish()
+            return keys
+        finally:
+            stream.close()
 
     def table(self, name: str) -> TableMember:
         """The table member of ``name``, opened: its columns read, its rows to come."""

@@ -5,6 +5,13 @@ while the game keeps writing. The file is written under a temporary name in the 
 directory, fsynced and renamed: a crash leaves either the complete snapshot or none. Chunks
 are copied as stored (the codec's bytes), never decoded.
 
+With ``since``, the file is an *increment* (``_archive.INCREMENT_FORMAT``): the world row,
+its block-state registry (which the chunks' ids need), and only the chunks the caller names
+as changed after journal seq ``since`` -- those still stored as they are now, the others as
+deletions. The caller (``DatabaseSetup``) reads the keys and the head from the journal before
+this read transaction starts: every change up to the head is then in the file, and a chunk
+changed later holds a newer state still, which the next increment carries again.
+
 A process killed while writing (``kill -9``, a power cut) cannot remove its temporary file,
 so the name carries the writer's pid (``.<target>.voxeldb-<pid>-<random>.tmp``) and every
 create first removes, in its target directory, such files whose process is gone.
@@ -21,12 +28,12 @@ import re
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Connection, Engine, MetaData, select, text
+from sqlalchemy import Connection, Engine, MetaData, select, text, tuple_
 
 from voxeldb.chunks import world_shape
 from voxeldb.errors import NotFoundError, SnapshotError
@@ -34,8 +41,12 @@ from voxeldb.ops._snapshot._archive import (
     BATCH,
     CHUNK_MAGIC,
     CHUNKS_MEMBER,
+    DELETED_MAGIC,
+    DELETED_MEMBER,
+    DELETED_RECORD,
     FORMAT,
     FORMAT_VERSION,
+    INCREMENT_FORMAT,
     MANIFEST,
     RECORD,
     SUFFIX,
@@ -68,12 +79,17 @@ class SnapshotInfo:
     world_name: str
     counts: dict[str, int] = field(default_factory=dict)
     size_bytes: int = 0
+    journal_head: int | None = None
+    """The journal seq the file holds every change up to (None: not recorded)."""
+    since: int | None = None
+    """An increment's start: it holds the changes after this seq (None: a whole world)."""
 
 
-def _default_path(name: str) -> Path:
+def _default_path(name: str, since: int | None = None) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "world"
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Path.cwd() / f"{safe}-{stamp}{SUFFIX}"
+    part = "" if since is None else f"-since{since}"
+    return Path.cwd() / f"{safe}-{stamp}{part}{SUFFIX}"
 
 
 def _alembic_revision(conn: Connection) -> str | None:
@@ -136,12 +152,23 @@ def create_world_snapshot(
     *,
     version: str = "",
     progress: Callable[[int], None] | None = None,
+    journal_head: int | None = None,
+    since: int | None = None,
+    changed: Sequence[tuple[int, int]] = (),
 ) -> SnapshotInfo:
     """Write the snapshot of world ``world_id`` to ``path`` (default ``<name>-<UTC time>.vxsnap``).
 
     ``progress`` is called with the number of chunks written so far, every batch.
+    ``journal_head`` is recorded in the manifest. With ``since`` the file is an increment
+    holding the chunks ``changed`` (see the module docstring); ``journal_head`` is then
+    required.
     """
     plan = plan_tables(metadata)
+    if since is not None:
+        if journal_head is None or journal_head < since:
+            raise ValueError("an increment needs a journal_head at or after since")
+        keep = {"worlds", "block_states"}
+        plan = replace(plan, owned=[t for t in plan.owned if t.name in keep], references=[])
     owned_names = {t.name for t in plan.owned} | {"world_chunks"}
     worlds = metadata.tables["worlds"]
     with engine.connect() as conn:
@@ -153,10 +180,11 @@ def create_world_snapshot(
             world = conn.execute(select(worlds).where(worlds.c.id == world_id)).mappings().first()
             if world is None:
                 raise NotFoundError(f"world {world_id} does not exist")
-            target = Path(path) if path is not None else _default_path(str(world["name"]))
+            default = _default_path(str(world["name"]), since)
+            target = Path(path) if path is not None else default
             target = target.expanduser()
             if target.is_dir():
-                target = target / _default_path(str(world["name"])).name
+                target = target / default.name
             if not target.parent.is_dir():
                 raise SnapshotError(
                     f"cannot write snapshot: directory {target.parent} does not exist"
@@ -185,6 +213,9 @@ def create_world_snapshot(
                         revision=revision,
                         version=version,
                         progress=progress,
+                        journal_head=journal_head,
+                        since=since,
+                        changed=changed,
                     )
                     raw.flush()
                     os.fsync(raw.fileno())
@@ -200,6 +231,8 @@ def create_world_snapshot(
         world_name=str(world["name"]),
         counts=counts,
         size_bytes=target.stat().st_size,
+        journal_head=journal_head,
+        since=since,
     )
 
 
@@ -284,6 +317,9 @@ def _write_archive(
     revision: str | None,
     version: str,
     progress: Callable[[int], None] | None,
+    journal_head: int | None = None,
+    since: int | None = None,
+    changed: Sequence[tuple[int, int]] = (),
 ) -> dict[str, int]:
     members: dict[str, dict[str, Any]] = {}
     counts: dict[str, int] = {}
@@ -318,6 +354,7 @@ def _write_archive(
         info.compress_type = zipfile.ZIP_STORED  # the codec's bytes are LZ4 already
         chunks = plan.chunks
         n = 0
+        deleted: list[tuple[int, int]] = []
         with zf.open(info, "w", force_zip64=True) as member:
             out = HashingWriter(member)
             out.write(CHUNK_MAGIC)
@@ -332,8 +369,11 @@ def _write_archive(
                 .where(chunks.c.world_id == world_id)
                 .order_by(chunks.c.chunk_x, chunks.c.chunk_z)
             )
-            result = conn.execute(query, execution_options={"yield_per": BATCH})
-            for cx, cz, ver, data, meta in result:
+            if since is None:
+                records: Any = conn.execute(query, execution_options={"yield_per": BATCH})
+            else:
+                records = _changed_chunks(conn, query, chunks, changed, deleted)
+            for cx, cz, ver, data, meta in records:
                 blob = bytes(data)
                 meta_bytes = b"" if meta is None else json_bytes(meta)
                 out.write(RECORD.pack(cx, cz, int(ver), len(blob), len(meta_bytes)))
@@ -347,9 +387,17 @@ def _write_archive(
             progress(n)
         members[CHUNKS_MEMBER] = {"sha256": out.sha.hexdigest(), "size": out.size}
         counts["world_chunks"] = n
+        if since is not None:
+            payload = DELETED_MAGIC + b"".join(DELETED_RECORD.pack(x, z) for x, z in deleted)
+            zf.writestr(DELETED_MEMBER, payload, compress_type=zipfile.ZIP_DEFLATED)
+            members[DELETED_MEMBER] = {
+                "sha256": hashlib.sha256(payload).hexdigest(),
+                "size": len(payload),
+            }
+            counts["deleted_chunks"] = len(deleted)
 
-        manifest = {
-            "format": FORMAT,
+        manifest: dict[str, Any] = {
+            "format": FORMAT if since is None else INCREMENT_FORMAT,
             "format_version": FORMAT_VERSION,
             "created_at": dt.datetime.now(dt.UTC).isoformat(),
             "voxeldb_version": version,
@@ -365,9 +413,31 @@ def _write_archive(
             "redacted_columns": {t: sorted(cols) for t, cols in REDACTED.items()},
             "members": members,
         }
+        if journal_head is not None:
+            manifest["journal"] = {"head": journal_head}
+        if since is not None:
+            manifest["increment"] = {"since": since, "head": journal_head}
         zf.writestr(
             MANIFEST,
             json.dumps(manifest, indent=2, sort_keys=True).encode(),
             compress_type=zipfile.ZIP_DEFLATED,
         )
     return counts
+
+
+def _changed_chunks(
+    conn: Connection,
+    query: Any,
+    chunks: Any,
+    changed: Sequence[tuple[int, int]],
+    deleted: list[tuple[int, int]],
+) -> Iterator[Any]:
+    """The stored chunks among ``changed``, in key order; the absent ones go to ``deleted``."""
+    keys = sorted(set(changed))
+    for i in range(0, len(keys), _IN_LIST):
+        part = keys[i : i + _IN_LIST]
+        found = set()
+        for row in conn.execute(query.where(tuple_(chunks.c.chunk_x, chunks.c.chunk_z).in_(part))):
+            found.add((int(row[0]), int(row[1])))
+            yield row
+        deleted.extend(k for k in part if k not in found)

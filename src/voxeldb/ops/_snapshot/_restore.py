@@ -14,6 +14,13 @@ A snapshot may come from anywhere, so nothing in it is trusted:
 - Other reference rows (agents) that exist on the target already (same id, or the same value
   of a unique column such as ``agent_name``) are used as they are.
 
+An increment (``_archive.INCREMENT_FORMAT``) is applied on top of a world restored earlier
+(:func:`_restore_increment`): the restore of a file that records its journal head leaves a
+marker in the world's settings (:data:`BASE_KEY`: the source world, the source journal head
+the world now holds, and the world's own journal head right after the restore), and an
+increment is refused unless it continues exactly what the marker says and the world has not
+been written since (docs/operations.md, "Incremental backups").
+
 Restored chunks get a fresh ``version`` (``voxeldb._ids.fresh_version``), not the one in the
 file: the world may have been edited after the snapshot and deleted since, and caches may
 still hold those later versions with other contents. A fresh version is past all of them, so
@@ -28,11 +35,31 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, MetaData, Table, and_, func, insert, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import DataError, IntegrityError
 
 from voxeldb._ids import fresh_version
-from voxeldb.chunks import MAX_HEIGHT, decode_chunk, world_shape
+from voxeldb.chunks import (
+    MAX_HEIGHT,
+    decode_chunk,
+    journal_deletes,
+    journal_head,
+    journal_puts,
+    world_shape,
+)
 from voxeldb.errors import ChunkFormatError, SnapshotError
 from voxeldb.ops._snapshot._archive import (
     BATCH,
@@ -50,7 +77,15 @@ from voxeldb.ops._snapshot._rows import (
     python_type,
 )
 
-__all__ = ["restore_world_snapshot"]
+__all__ = ["BASE_KEY", "RESTORE_ACTOR", "restore_world_snapshot"]
+
+RESTORE_ACTOR = "snapshot restore"
+"""The actor a restore's chunk writes are journaled under (CONTRACT §7: a restore journals)."""
+
+BASE_KEY = "snapshot_base"
+"""The key of a restored world's settings recording what it was restored from:
+``{"world": <source world id>, "head": <source journal head held>, "local_head": <this
+world's journal head after the restore>}``."""
 
 
 def _existing_match(
@@ -173,6 +208,22 @@ def restore_world_snapshot(
             raise snap.fail(
                 f"tables/worlds.json holds {manifest['counts']['worlds']} rows, expected 1"
             )
+        if snap.increment is not None:
+            if new_id:
+                raise SnapshotError(
+                    f"snapshot {snap.path} is an increment: it applies to the world restored "
+                    "before (name=... / --as-name picks it), never as a new copy (new_id)"
+                )
+            return _restore_increment(
+                engine,
+                metadata,
+                plan,
+                snap,
+                old_world_id,
+                name=name,
+                progress=progress,
+                restored_keys=restored_keys,
+            )
 
         try:
             with engine.connect() as conn:
@@ -193,6 +244,9 @@ def restore_world_snapshot(
                     keys = _restore_chunks(
                         conn, plan.chunks, snap, world_id, height, total_chunks, progress=progress
                     )
+                    journal = manifest.get("journal")
+                    head = None if journal is None else journal["head"]
+                    _mark_base(conn, metadata, world_id, old_world_id, head)
         except IntegrityError as exc:
             raise SnapshotError(
                 f"cannot restore {snap.path}: rows of the snapshot conflict with rows on the "
@@ -356,7 +410,10 @@ def _restore_chunks(
     total: int,
     *,
     progress: Callable[[int, int], None] | None,
+    replace: bool = False,
 ) -> list[tuple[int, int]]:
+    """Insert the file's chunks under one fresh version (``replace``: chunks stored under the
+    same keys are deleted first, batch by batch); returns their keys."""
     batch: list[dict[str, Any]] = []
     batch_bytes = 0
     keys: list[tuple[int, int]] = []
@@ -385,16 +442,225 @@ def _restore_chunks(
         )
         batch_bytes += len(data)
         if len(batch) >= BATCH or batch_bytes >= BATCH_BYTES:
+            if replace:
+                _delete_keys(conn, chunks, world_id, batch)
             conn.execute(stmt, batch)
+            _journal_batch(conn, world_id, batch)
             done += len(batch)
             batch, batch_bytes = [], 0
             if progress is not None:
                 progress(done, total)
     if batch:
+        if replace:
+            _delete_keys(conn, chunks, world_id, batch)
         conn.execute(stmt, batch)
+        _journal_batch(conn, world_id, batch)
         done += len(batch)
     if done != total:
         raise snap.fail(f"{CHUNKS_MEMBER} holds {done} chunks, the manifest says {total}")
     if progress is not None:
         progress(done, total)
     return keys
+
+
+def _mark_base(
+    conn: Connection,
+    metadata: MetaData,
+    world_id: uuid.UUID,
+    source: uuid.UUID,
+    head: int | None,
+) -> None:
+    """Record in the world's settings that it holds world ``source`` up to journal seq
+    ``head``, and its own journal head now (inside the restore's transaction). A file that
+    records no head (made before increments) leaves no marker: a marker the file's settings
+    carry from an earlier restore elsewhere is dropped."""
+    worlds = metadata.tables["worlds"]
+    settings = dict(
+        conn.execute(select(worlds.c.world_settings).where(worlds.c.id == world_id)).scalar_one()
+        or {}
+    )
+    settings.pop(BASE_KEY, None)
+    if head is not None:
+        local = journal_head(conn, world_id)
+        settings[BASE_KEY] = {"world": str(source), "head": head, "local_head": local}
+    conn.execute(update(worlds).where(worlds.c.id == world_id).values(world_settings=settings))
+
+
+def _restore_increment(
+    engine: Engine,
+    metadata: MetaData,
+    plan: Plan,
+    snap: SnapshotReader,
+    source: uuid.UUID,
+    *,
+    name: str | None,
+    progress: Callable[[int, int], None] | None,
+    restored_keys: list[tuple[int, int]] | None,
+) -> uuid.UUID:
+    """Apply the increment ``snap`` to the world restored from ``source`` before (the world
+    of that id, or the one named ``name``), in one transaction; returns the world's id."""
+    increment = snap.increment
+    assert increment is not None
+    since, head = increment["since"], increment["head"]
+    worlds = metadata.tables["worlds"]
+    total: int = snap.manifest["counts"]["world_chunks"]
+    (world_row,) = list(snap.table("worlds").rows())  # counted: exactly one; checks the member
+    if str(source) not in world_row:
+        raise snap.fail("tables/worlds.json holds another world than the manifest names")
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                where = worlds.c.name == name if name is not None else worlds.c.id == source
+                row = conn.execute(
+                    select(worlds.c.id, worlds.c.name, worlds.c.world_settings).where(where)
+                ).first()
+                what = f"world {snap.manifest['world']['name']!r} ({source})"
+                if row is None:
+                    target = repr(name) if name is not None else f"with id {source}"
+                    raise SnapshotError(
+                        f"snapshot {snap.path} is an increment of {what} (journal seq {since + 1} "
+                        f"to {head}); the target has no world {target}: restore the full "
+                        "snapshot first, then the increments in order"
+                    )
+                world_id, world_name, settings = row
+                settings = dict(settings or {})
+                height = _world_height(settings)
+                if snap.manifest["world"].get("height", height) != height:
+                    raise SnapshotError(
+                        f"snapshot {snap.path}: the world is {snap.manifest['world']['height']} "
+                        f"blocks high in the increment, {height} on the target"
+                    )
+                _check_base(snap, settings.get(BASE_KEY), source, what, world_name, since, head)
+                local = journal_head(conn, world_id)
+                if local != settings[BASE_KEY].get("local_head"):
+                    raise SnapshotError(
+                        f"cannot apply increment {snap.path}: world {world_name!r} was written on "
+                        f"the target after its last restore (its journal is at seq {local}, the "
+                        f"restore left it at {settings[BASE_KEY].get('local_head')}); increments "
+                        "apply only to an untouched restore: restore the full snapshot again "
+                        "(under another name) and the increments on top"
+                    )
+                _merge_registry(conn, metadata, snap, world_id)
+                keys = _restore_chunks(
+                    conn,
+                    plan.chunks,
+                    snap,
+                    world_id,
+                    height,
+                    total,
+                    progress=progress,
+                    replace=True,
+                )
+                gone = snap.deleted_chunks()
+                c = plan.chunks.c
+                for i in range(0, len(gone), BATCH):
+                    conn.execute(
+                        delete(plan.chunks).where(
+                            c.world_id == world_id,
+                            tuple_(c.chunk_x, c.chunk_z).in_(gone[i : i + BATCH]),
+                        )
+                    )
+                journal_deletes(conn, world_id, gone, actor=RESTORE_ACTOR)
+                _mark_base(conn, metadata, world_id, source, head)
+    except IntegrityError as exc:
+        raise SnapshotError(
+            f"cannot apply increment {snap.path}: its rows conflict with the target's "
+            f"({_first_line(exc)})"
+        ) from None
+    if restored_keys is not None:
+        restored_keys.extend(keys)
+        restored_keys.extend(gone)
+    return uuid.UUID(str(world_id))
+
+
+def _check_base(
+    snap: SnapshotReader,
+    base: Any,
+    source: uuid.UUID,
+    what: str,
+    world_name: str,
+    since: int,
+    head: int,
+) -> None:
+    """Refuse an increment that does not continue what the target world holds."""
+    if not isinstance(base, dict) or base.get("world") != str(source):
+        raise SnapshotError(
+            f"cannot apply increment {snap.path}: world {world_name!r} on the target was not "
+            f"restored from a snapshot of {what}; an increment applies only on top of a "
+            "restore of that world's full snapshot (and the increments before it)"
+        )
+    held = base.get("head")
+    if isinstance(held, bool) or not isinstance(held, int):
+        raise SnapshotError(f"world {world_name!r}: its {BASE_KEY} setting is malformed")
+    if held < since:
+        raise SnapshotError(
+            f"cannot apply increment {snap.path}: it holds the changes after journal seq "
+            f"{since}, but world {world_name!r} holds {what} only up to seq {held}: apply the "
+            f"increment(s) covering seq {held + 1} to {since} first"
+        )
+    if held > head:
+        raise SnapshotError(
+            f"cannot apply increment {snap.path}: world {world_name!r} holds {what} up to "
+            f"journal seq {held} already, past this increment's end ({head}): it would go back "
+            "in time"
+        )
+
+
+def _merge_registry(
+    conn: Connection, metadata: MetaData, snap: SnapshotReader, world_id: Any
+) -> None:
+    """Add the increment's block states the target's registry lacks; an id that names
+    another state on the target means another history: refused."""
+    states = metadata.tables["block_states"]
+    member = snap.table("block_states")
+    cols = [states.c[name] for name in member.columns]
+    known = {
+        int(sid): key
+        for sid, key in conn.execute(
+            select(states.c.state_id, states.c.state_key).where(states.c.world_id == world_id)
+        )
+    }
+    added: list[dict[str, Any]] = []
+    for raw in member.rows():
+        values = {c.name: from_json(v, c) for c, v in zip(cols, raw, strict=True)}
+        sid, key = int(values["state_id"]), values["state_key"]
+        if sid in known:
+            if known[sid] != key:
+                raise SnapshotError(
+                    f"cannot apply increment {snap.path}: block state {sid} is {key!r} in the "
+                    f"increment but {known[sid]!r} on the target: the target does not hold the "
+                    "history this increment continues"
+                )
+            continue
+        values["world_id"] = world_id
+        added.append(values)
+    if not added:
+        return
+    for i in range(0, len(added), BATCH):
+        conn.execute(insert(states), added[i : i + BATCH])
+    tokens = metadata.tables["block_state_tokens"]
+    # New states: a fresh registry token drops every process's memo of the old registry.
+    conn.execute(delete(tokens).where(tokens.c.world_id == world_id))
+    conn.execute(insert(tokens), [{"world_id": world_id, "token": fresh_version()}])
+
+
+def _delete_keys(
+    conn: Connection, chunks: Table, world_id: Any, batch: list[dict[str, Any]]
+) -> None:
+    c = chunks.c
+    keys = [(r["chunk_x"], r["chunk_z"]) for r in batch]
+    conn.execute(
+        delete(chunks).where(c.world_id == world_id, tuple_(c.chunk_x, c.chunk_z).in_(keys))
+    )
+
+
+def _journal_batch(conn: Connection, world_id: uuid.UUID, batch: list[dict[str, Any]]) -> None:
+    """Journal a batch of restored chunks as puts, in the restore's transaction."""
+    journal_puts(
+        conn,
+        world_id,
+        [(r["chunk_x"], r["chunk_z"], r["version"], r["data"]) for r in batch],
+        actor=RESTORE_ACTOR,
+    )
