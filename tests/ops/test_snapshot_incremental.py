@@ -3,6 +3,7 @@ it is, on either backend; an increment that does not continue what the target ho
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import Iterator
@@ -154,6 +155,12 @@ def test_an_increment_on_the_wrong_base_is_refused(database_url: str, tmp_path: 
         with voxeldb.connect(database_url, cache="memory") as db:
             db.chunks(wid).set_block(1, 9, 1, "glass")
         inc = src.snapshot_info(wid, tmp_path / "inc.vxsnap", since=full.journal_head)
+        # After a prune the changes right after `since` are gone: no increment from there.
+        with voxeldb.connect(database_url, cache="memory") as db:
+            db.chunks(wid).set_block(2, 9, 2, "glass")
+            assert db.prune_journal(older_than=dt.timedelta(0), world_id=wid) > 0
+        with pytest.raises(SnapshotError, match="pruned"):
+            src.snapshot_info(wid, tmp_path / "late.vxsnap", since=inc.journal_head)
 
     with temporary_database("sqlite") as url, DatabaseSetup(url, cache="memory") as dst:
         dst.create_tables()

@@ -175,6 +175,10 @@ class DatabaseSetup:
         file user whose e-mail belongs to another user here is refused unless
         ``match_users_by_email`` (then that user gets the file user's characters); one whose
         username is taken gets a fresh one (``alice-2``). docs/operations.md has the rules.
+
+        An increment (``create_world_snapshot(..., since=seq)``) is applied on top of the world
+        restored before from the same source world (that id, or the world named ``name``), only
+        when it continues what that world holds; otherwise a SnapshotError says what is missing.
         """
         from voxeldb.meta import Base
 
