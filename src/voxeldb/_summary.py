@@ -51,70 +51,67 @@ _HEAD = struct.Struct("<Bq")
 _COLUMNS = np.arange(256)
 _Y1 = np.arange(1, 4097, dtype=np.int16)[:, None]
 """``y + 1`` for every local y a chunk can have (codec.MAX_HEIGHT is 4096)."""
+_NONE_IDS = np.zeros(256, "<u4").tobytes()
+_NONE_YS = np.full(256, -1, "<i2").tobytes()
+_EMPTY = bytes(lz4.block.compress(_NONE_IDS + _NONE_YS + _NONE_IDS + _NONE_YS, store_size=False))
+"""The summary of an all-air chunk."""
 
 
-def _top_and_under(
-    flat: npt.NDArray[np.integer], base: int
-) -> tuple[
-    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]
-]:
-    """Top and under (id, y) of each column of ``flat`` ``(n, 256)``, y offset by ``base``.
+def _highest(flat: npt.NDArray[Any], mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    """Per column of ``mask`` ``(n, k)``: the highest row where it holds, else -1.
 
     ``max`` over ``(y + 1) * mask`` is a reduction along the outer axis: numpy runs it over
-    contiguous rows, several times faster than ``argmax`` along that axis, and a product
-    is cheaper than ``np.where`` here.
+    contiguous rows, several times faster than ``argmax`` along that axis.
     """
-    n = flat.shape[0]
-    yv = _Y1[:n]
-    top = (flat != 0) * yv
-    top = top.max(axis=0).astype(np.int64) - 1  # -1: none in this window
-    has_top = top >= 0
-    top_id = flat[np.maximum(top, 0), _COLUMNS] * has_top
-    below = (flat != top_id) & (yv <= top)  # y + 1 <= top: strictly below the top
-    under = (below * yv).max(axis=0).astype(np.int64) - 1
-    has_under = under >= 0
-    under_id = flat[np.maximum(under, 0), _COLUMNS] * has_under
-    top_y = np.where(has_top, top + base, -1)
-    under_y = np.where(has_under, under + base, -1)
-    return top_id.astype(np.int64), top_y, under_id.astype(np.int64), under_y
+    n = mask.shape[0]
+    if n == 0:
+        return np.full(mask.shape[1], -1, np.int64)
+    highest: npt.NDArray[np.int64] = (mask * _Y1[:n]).max(axis=0).astype(np.int64) - 1
+    return highest
 
 
 def summarize(blocks: npt.NDArray[Any]) -> bytes:
     """The summary body of a ``(height, 16, 16)`` chunk (unsealed: see :func:`seal_summary`).
 
-    Only the sections from the highest non-empty one down to where every column has found
-    its top and under block are looked at (about 30 us for a terrain chunk, a quarter of
-    encoding it).
+    The top block is looked for in the highest non-empty section first (the rest only for
+    the columns that are empty there); the under block is the one right below the top for
+    most columns (grass on dirt), and only columns whose top block goes on downwards (water,
+    a uniform fill) are searched further. About a third of ``encode_chunk``'s time.
     """
     height = blocks.shape[0]
     flat = blocks.reshape(height, 256)
-    sections = height // 16
     # Which sections hold anything: 64-bit words make the scan a quarter as long.
-    words = np.ascontiguousarray(flat).view(np.uint64).reshape(sections, -1)
-    occupied = np.flatnonzero(words.any(axis=1))
-    top_id = np.zeros(256, np.int64)
-    top_y = np.full(256, -1, np.int64)
-    under_id = np.zeros(256, np.int64)
-    under_y = np.full(256, -1, np.int64)
-    if len(occupied):
-        hi = int(occupied[-1]) + 1
-        lo = hi - 1
-        step = 1
-        while True:
-            window = flat[lo * 16 : hi * 16]
-            top_id, top_y, under_id, under_y = _top_and_under(window, lo * 16)
-            # Settled when every column has its top and, if it has one, its under block
-            # inside the window: a column whose window-under is missing may find one lower.
-            if lo == 0 or bool((top_y >= 0).all() and (under_y >= 0).all()):
-                break
-            lo = max(0, lo - step)
-            step *= 2
+    words = np.ascontiguousarray(flat).view(np.uint64).reshape(height // 16, -1)
+    occupied = np.flatnonzero(words.max(axis=1))  # max: twice as fast as any() here
+    if not len(occupied):
+        return _EMPTY
+    hi = (int(occupied[-1]) + 1) * 16
+    lo = hi - 16
+    top = _highest(flat, flat[lo:hi] != 0)
+    missing = top < 0
+    top += lo
+    top[missing] = -1
+    if lo > 0 and missing.any():
+        cols = np.flatnonzero(missing)
+        top[cols] = _highest(flat, flat[:lo, cols] != 0)
+    has_top = top >= 0
+    top_id = flat[np.maximum(top, 0), _COLUMNS] * has_top
+    below = flat[np.maximum(top - 1, 0), _COLUMNS]
+    under = np.where((top > 0) & (below != top_id), top - 1, -1)
+    deeper = (top > 0) & (below == top_id)
+    if deeper.any():
+        cols = np.flatnonzero(deeper)
+        depth = int(top[cols].max())
+        sub = flat[:depth, cols]
+        mask = (sub != top_id[cols]) & (_Y1[:depth] <= top[cols])  # y + 1 <= top: below it
+        under[cols] = _highest(flat, mask)
+    under_id = flat[np.maximum(under, 0), _COLUMNS] * (under >= 0)
     body = b"".join(
         (
             top_id.astype("<u4").tobytes(),
-            top_y.astype("<i2").tobytes(),
+            top.astype("<i2").tobytes(),
             under_id.astype("<u4").tobytes(),
-            under_y.astype("<i2").tobytes(),
+            under.astype("<i2").tobytes(),
         )
     )
     return bytes(lz4.block.compress(body, store_size=False))
