@@ -39,7 +39,7 @@ def add_legend(
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
     y0 = height + 3
-    draw.text((4, y0), f"{title}   N ^ is {north}", fill=_INK, font=font)
+    draw.text((4, y0), f"{title}   north (up) is {north}", fill=_INK, font=font)
     # The scale bar: the largest round length that takes at most a third of the width.
     length = max((s for s in _SCALES if s <= canvas.width // 4), default=_SCALES[0])
     bar_y = height + 10
