@@ -247,10 +247,10 @@ def test_version_and_help_take_no_value() -> None:
 
 def test_map_grid_flag_pair_works(small_world: str, tmp_path: Path) -> None:
     with_grid = voxeldb_cmd(
-        "map", "Valley", "-o", str(tmp_path / "g.png"), "--grid", url=small_world
+        "map", "Valley", "-o", str(tmp_path / "g.png"), "--grid", "--no-legend", url=small_world
     )
     without = voxeldb_cmd(
-        "map", "Valley", "-o", str(tmp_path / "n.png"), "--no-grid", url=small_world
+        "map", "Valley", "-o", str(tmp_path / "n.png"), "--no-grid", "--no-legend", url=small_world
     )
     assert with_grid.returncode == 0 and without.returncode == 0, (with_grid.stderr, without.stderr)
     g = np.asarray(Image.open(tmp_path / "g.png").convert("RGB"))
