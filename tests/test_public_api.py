@@ -16,7 +16,17 @@ import voxeldb.errors
 
 
 def test_voxeldb_exports() -> None:
-    assert set(voxeldb.__all__) == {"ChunkStore", "Database", "__version__", "connect", "errors"}
+    assert set(voxeldb.__all__) == {
+        "BlockEdit",
+        "Change",
+        "ChunkStore",
+        "Database",
+        "RollbackReport",
+        "__version__",
+        "connect",
+        "errors",
+    }
+    assert voxeldb.Change is voxeldb.chunks.Change  # the journal's record, one class
     assert voxeldb.errors is sys.modules["voxeldb.errors"]
     assert isinstance(voxeldb.__version__, str) and voxeldb.__version__[0].isdigit()
     params = inspect.signature(voxeldb.connect).parameters
