@@ -280,3 +280,21 @@ def test_undo_what_agent_did_in_the_last_hour(jdb: Database, jworld: uuid.UUID) 
         {"type": "grass"},
     ]
     assert all(player.get_block(0, y, 40) == AIR for y in range(5))
+
+
+def test_big_put_many_is_staged_and_keeps_order(jstore: ChunkStore) -> None:
+    jstore.set_block(0, 0, 0, "stone")
+    jstore.put(0, 1, _filled(0))  # replaced below: its bytes are kept
+    n = 2_500  # more than two spills of 1,024 entries
+    assert jstore.put_many((i, 1, _filled(0)) for i in range(n)) == n
+    assert jstore.head() == 2 + n
+    changes = list(jstore.changes(since=2))
+    assert [c.seq for c in changes] == list(range(3, 3 + n))
+    assert [(c.cx, c.cz) for c in changes] == [(i, 1) for i in range(n)]
+    assert {c.kind for c in changes} == {"put"} and changes[0].version is not None
+    # Newest first: the edit goes back, after which the chunk holds what put_many wrote
+    # again (same digest), so that put is undone too, to the bytes it replaced.
+    jstore.set_block(0, 0, 16, "gold")
+    report = jstore.rollback(area=(0, 1, 0, 1), start=changes[0].at)
+    assert report == RollbackReport(blocks=1, chunks=1, conflicts=0)
+    assert jstore.get_block(0, 0, 16) == AIR

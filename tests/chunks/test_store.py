@@ -81,9 +81,9 @@ def test_put_many_streams_in_bounded_batches(
     seen_at_write: list[tuple[int, int]] = []
     original = store._backend.bulk_upsert
 
-    def spy(conn: Any, rows: Any) -> None:
+    def spy(conn: Any, rows: Any) -> Any:
         seen_at_write.append((produced, len(rows)))
-        original(conn, rows)
+        return original(conn, rows)
 
     monkeypatch.setattr(store._backend, "bulk_upsert", spy)
 

@@ -138,7 +138,10 @@ class JournalWriter:
     must be the transaction's last statement (the head row's lock is then held only for the
     commit, and seqs follow commit order)."""
 
-    __slots__ = ("_actor", "_engine", "_entries", "_first", "_reserved", "_world_id")
+    __slots__ = ("_actor", "_engine", "_entries", "_first", "_reserved", "_staged", "_world_id")
+
+    SPILL = 1024
+    """Entries kept in memory before :meth:`spill` parks them in a temporary table."""
 
     def __init__(self, engine: Engine, world_id: uuid.UUID, actor: str | None) -> None:
         self._engine = engine
@@ -147,6 +150,7 @@ class JournalWriter:
         self._entries: list[EntryRow] = []
         self._first: int | None = None
         self._reserved = 0
+        self._staged = 0
 
     @staticmethod
     def open(engine: Engine, world_id: uuid.UUID, actor: str | None) -> JournalWriter | None:
@@ -169,14 +173,34 @@ class JournalWriter:
     def add(self, entry: EntryRow) -> None:
         self._entries.append(entry)
 
+    def spill(self, conn: Connection) -> None:
+        """Park the entries held so far in the transaction's staging table once there are
+        many (``put_many``: memory bounded by one batch whatever the call's size)."""
+        if len(self._entries) >= self.SPILL and not _NAIVE:
+            sql.stage(conn, self._entries, self._staged)
+            self._staged += len(self._entries)
+            self._entries = []
+
     def finish(self, conn: Connection) -> int | None:
         """Append the entries (last statement of the transaction); the last seq, or None."""
-        if not self._entries:
+        total = self._staged + len(self._entries)
+        if not total:
             return None
+        at = _now()
+        if self._staged:
+            last = sql.bump(conn, self._world_id, total)
+            first = last - total + 1
+            sql.unstage(conn, self._world_id, first, self._actor, at)
+            if self._entries:
+                sql.append(
+                    conn, self._world_id, self._entries, self._actor, at,
+                    first_seq=first + self._staged,
+                )  # fmt: skip
+            return last
         if _NAIVE and self._reserved != len(self._entries):
             self.reserve(len(self._entries))
-        first = self._first if _NAIVE else None
-        return sql.append(conn, self._world_id, self._entries, self._actor, _now(), first_seq=first)
+        first_seq = self._first if _NAIVE else None
+        return sql.append(conn, self._world_id, self._entries, self._actor, at, first_seq=first_seq)
 
 
 # ---------------------------------------------------------------- on a caller's connection

@@ -195,6 +195,59 @@ def append(
     return first_seq + n - 1
 
 
+# ---------------------------------------------------------------------------- staging
+
+_STAGING = "voxeldb_journal_staging"
+_STAGING_COLUMNS = "ord, chunk_x, chunk_z, kind, version, edits, prior, digest"
+
+
+def stage(conn: Connection, entries: Sequence[EntryRow], first_ord: int) -> None:
+    """Park entries whose seqs are not known yet in a temporary table of the transaction
+    (``put_many``'s memory stays bounded); :func:`unstage` moves them after the head bump."""
+    if _is_pg(conn):
+        raw = _raw(conn)
+        raw.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} (ord int8, chunk_x int4, "
+            "chunk_z int4, kind int2, version int8, edits bytea, prior bytea, digest bytea) "
+            "ON COMMIT DELETE ROWS"
+        )
+        with (
+            raw.cursor() as cur,
+            cur.copy(f"COPY {_STAGING} ({_STAGING_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.set_types(["int8", "int4", "int4", "int2", "int8", "bytea", "bytea", "bytea"])
+            for i, e in enumerate(entries):
+                copy.write_row((first_ord + i, *e))
+        return
+    raw_sqlite: sqlite3.Connection = _raw(conn)
+    raw_sqlite.execute(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} (ord INTEGER, chunk_x INTEGER, "
+        "chunk_z INTEGER, kind INTEGER, version INTEGER, edits BLOB, prior BLOB, digest BLOB)"
+    )
+    raw_sqlite.executemany(
+        f"INSERT INTO {_STAGING} ({_STAGING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(first_ord + i, *e) for i, e in enumerate(entries)],
+    )
+
+
+def unstage(
+    conn: Connection, world_id: uuid.UUID, first_seq: int, actor: str | None, at: dt.datetime
+) -> None:
+    """Insert the staged entries with seq ``first_seq + ord``, then empty the staging table."""
+    target = (
+        f"INSERT INTO {_J} ({_COLUMNS}) SELECT {{m}}, {{m}} + ord, {{m}}, chunk_x, chunk_z, "
+        f"kind, version, {{m}}, edits, prior, digest FROM {_STAGING}"
+    )
+    if _is_pg(conn):
+        raw = _raw(conn)
+        raw.execute(target.format(m="%s"), (world_id, first_seq, at, actor))
+        raw.execute(f"TRUNCATE {_STAGING}")
+        return
+    raw_sqlite: sqlite3.Connection = _raw(conn)
+    raw_sqlite.execute(target.format(m="?"), (world_id.hex, first_seq, sqlite_time(at), actor))
+    raw_sqlite.execute(f"DELETE FROM {_STAGING}")
+
+
 # ---------------------------------------------------------------------------- reads
 
 

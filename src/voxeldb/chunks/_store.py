@@ -235,6 +235,7 @@ class ChunkStore:
                 for (x, z), (d, _) in batch.items():
                     version, prior = written[(x, z)]
                     journal.add(EntryRow(x, z, PUT, version, None, prior, digest(d)))
+                journal.spill(conn)
             # Versions keep stale entries from ever being served; this only frees their
             # memory, so it is done per batch (keeping every key to the end would not be
             # bounded) and even if the transaction later rolls back.
