@@ -8,8 +8,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from voxeldb._engine import make_engine
-from voxeldb.meta import configure_kwargs, sqlite_foreign_keys_off
-from voxeldb.meta import Base
+from voxeldb.meta import Base, configure_kwargs, sqlite_foreign_keys_off
 
 config = context.config
 target_metadata = Base.metadata
