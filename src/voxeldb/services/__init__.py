@@ -33,16 +33,13 @@ from voxeldb.services._relationships import (
     relationships_of,
 )
 from voxeldb.services._settings_cache import reset_cache
-from voxeldb.services._stories import (
+from voxeldb.services._stories import create_story, evolve_story, make_choice, set_story_graph
+from voxeldb.services._story_play import (
     STORY_RELATIONSHIP_TYPE,
     StoryOption,
     StoryState,
     available_choices,
     choose,
-    create_story,
-    evolve_story,
-    make_choice,
-    set_story_graph,
     start_story,
     story_state,
 )

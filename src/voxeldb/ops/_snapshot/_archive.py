@@ -1,5 +1,8 @@
 """The snapshot file: its constants, the chunk record framing, and the checked reader.
 
+Why over 500 lines: the writer's framing, the streaming reader and the manifest's one
+checker must agree byte for byte, and keeping them side by side is how they stay agreed.
+
 A zip archive holding ``manifest.json`` (format, world, counts, the SHA-256 and size of every
 other member), ``tables/<table>.json`` and ``chunks.bin`` (``b"VXCHUNKS"``, then per chunk
 ``<iiqII`` = cx, cz, version, len(data), len(metadata JSON), the data and the metadata JSON).

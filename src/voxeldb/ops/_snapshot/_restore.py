@@ -1,5 +1,10 @@
 """Restoring a world snapshot: one transaction, every member checked, fresh chunk versions.
 
+Why over 500 lines: every step below runs inside one transaction and shares its streaming
+state (the member bounds, the id maps, the user matching, an increment's base check);
+splitting it would thread that state through every call. Candidates to move out next: the
+user matching and the increment rules.
+
 A snapshot may come from anywhere, so nothing in it is trusted:
 
 - Members are read as streams, bounded (``_archive``); every chunk is decoded, and must have
