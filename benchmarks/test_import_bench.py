@@ -27,7 +27,7 @@ from typing import Any
 import nbtlib
 import pytest
 import zstandard
-from tests._services import temporary_database
+from tests._services import require_external, temporary_database
 from tests.ops import _luanti
 
 import voxeldb
@@ -94,8 +94,7 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def anvil_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not SAMPLE.is_dir():
-        pytest.skip("the Anvil sample is not there")
+    require_external(SAMPLE.is_dir(), f"the Anvil sample {SAMPLE}", "shared/ beside the clone")
     if not _disabled(request.config):
         return SAMPLE
     small = tmp_path_factory.mktemp("anvil")
@@ -175,8 +174,11 @@ def test_anvil_import(
 @pytest.fixture(scope="module")
 def luanti_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A world the real server generated: 256 x 256 nodes (64 x 64 with timing off)."""
-    if not _luanti.available():
-        pytest.skip("Debian's minetest-server is not installed")
+    require_external(
+        _luanti.available(),
+        "Debian's minetest-server and minetest-data",
+        "apt-get install minetest-server minetest-data; .ci/run does",
+    )
     half = 32 if _disabled(request.config) else 128
     return _luanti.make_world(tmp_path_factory.mktemp("luanti"), half=half, dump=False)
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import pytest
 import redis
 
 PG_ADMIN_DSN = os.environ.get(
@@ -67,6 +68,18 @@ def require_redis(url: str = REDIS_TEST_URL) -> None:
             f"Redis is not reachable at {url!r}: {exc}. "
             "Run scripts/ensure-services.sh (the test command does)."
         ) from exc
+
+
+def require_external(present: bool, what: str, how: str) -> None:
+    """Skip a test whose ``what`` (a system package, the shared sample data) is missing on a
+    developer's machine; under CI (``CI`` set) fail instead, since ``.ci/run`` provides it and
+    a skip there would hide a broken install."""
+    if present:
+        return
+    message = f"{what} is not there ({how})"
+    if os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
 @contextlib.contextmanager

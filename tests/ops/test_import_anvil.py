@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import null, select
 
 import voxeldb
+from tests._services import require_external
 from tests.ops import _mca
 from voxeldb.chunks import lookup_states, world_chunks_table
 from voxeldb.ops import ImportReport, import_world, resolve_world, run_import
@@ -27,7 +28,10 @@ SMALL_REGION = "r.-1.-1.mca"  # 321 chunks, 35 of them full; chunk (-1, -9) has 
 CHECKED = [(-1, -9), (-1, -3), (-1, 19), (29, 33), (61, 35), (68, 34), (19, 32)]
 """Chests, the largest palette of each region file, a small one."""
 
-pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason="the Anvil sample is not there")
+
+@pytest.fixture(autouse=True)
+def _sample_present() -> None:
+    require_external(SAMPLE.is_dir(), f"the Anvil sample {SAMPLE}", "shared/ beside the clone")
 
 
 class Watcher:

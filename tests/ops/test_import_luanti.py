@@ -20,14 +20,20 @@ import pytest
 from sqlalchemy import select
 
 import voxeldb
-from tests._services import PG_ADMIN_DSN, temporary_postgres_database
+from tests._services import PG_ADMIN_DSN, require_external, temporary_postgres_database
 from tests.ops import _luanti
 from voxeldb.chunks import lookup_states, world_chunks_table
 from voxeldb.ops import import_world, resolve_world, run_import
 
-pytestmark = pytest.mark.skipif(
-    not _luanti.available(), reason="Debian's minetest-server and minetest-data are not installed"
-)
+
+@pytest.fixture(autouse=True)
+def _luanti_installed() -> None:
+    require_external(
+        _luanti.available(),
+        "Debian's minetest-server and minetest-data",
+        "apt-get install minetest-server minetest-data; .ci/run does",
+    )
+
 
 AREA = range(-2, 2)  # MapBlocks -2..1 in x and z: the dumped area, 64 x 64 nodes
 COLUMNS = 25
