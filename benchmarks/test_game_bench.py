@@ -18,7 +18,6 @@ With ``--benchmark-disable`` every benchmark runs once on small inputs, as a tes
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +27,7 @@ from sqlalchemy import text
 from tests._services import temporary_postgres_database
 from tests.services._game import Game, bulk_characters, make_game
 
+from benchmarks._report import print_report
 from voxeldb import services
 from voxeldb._engine import make_engine
 from voxeldb.meta import SessionLocal, configure, upgrade
@@ -68,15 +68,7 @@ def _report(request: pytest.FixtureRequest) -> Iterator[None]:
     if "characters_near" in RESULTS:
         ms = RESULTS["characters_near"] * 1000
         lines.append(f"characters_near over 10^5 characters: {ms:.2f} ms (want <= 5 ms)")
-    writer = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if writer is None or not lines:
-        return
-    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
-        writer.write_line("")
-        writer.write_sep("-", "game bars")
-        for line in lines:
-            writer.write_line(line)
+    print_report(request.config, "game bars", lines)
 
 
 @pytest.fixture(scope="module")

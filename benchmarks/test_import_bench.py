@@ -15,7 +15,6 @@ each runs once on a small input, as a test.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 import sqlite3
@@ -31,6 +30,7 @@ from tests._services import require_external, temporary_database
 from tests.ops import _luanti
 
 import voxeldb
+from benchmarks._report import print_report
 from voxeldb.ops import run_import
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "anvil-vanilla-sample"
@@ -78,15 +78,7 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
             )
     for name, seconds in sorted(RESULTS.items()):
         lines.append(f"{name}: {seconds * 1000:.0f} ms")
-    writer = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if writer is None or not lines:
-        return
-    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
-        writer.write_line("")
-        writer.write_sep("-", "import ratios")
-        for line in lines:
-            writer.write_line(line)
+    print_report(request.config, "import ratios", lines)
 
 
 # --- Anvil --------------------------------------------------------------------------------------

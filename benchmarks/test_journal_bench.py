@@ -34,6 +34,7 @@ import pytest
 from tests._services import temporary_database, temporary_postgres_database
 
 import voxeldb
+from benchmarks._report import print_report
 from voxeldb import Database
 from voxeldb.chunks import _journal, create_journal_partitions
 from voxeldb.chunks._journal import EDIT, pack_edits
@@ -98,15 +99,7 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
             f"prune of 30 days ({RESULTS['pruned']:,.0f} entries): "
             f"{RESULTS['prune'] * 1000:.0f} ms (want <= 1000)"
         )
-    writer = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if writer is None or not lines:
-        return
-    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
-        writer.write_line("")
-        writer.write_sep("-", "journal ratios")
-        for line in lines:
-            writer.write_line(line)
+    print_report(request.config, "journal ratios", lines)
 
 
 @pytest.fixture(scope="module", params=["postgresql", "sqlite"])

@@ -18,7 +18,6 @@ section). With ``--benchmark-disable`` every benchmark runs once on small inputs
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,6 +32,7 @@ from sqlalchemy.orm import Session
 from tests._services import temporary_database, temporary_postgres_database
 
 import voxeldb
+from benchmarks._report import print_report
 from voxeldb import ChunkStore, Database
 from voxeldb.chunks import decode_chunk, encode_chunk
 from voxeldb.terrain import TERRAIN_STATES, generate_chunk
@@ -99,16 +99,7 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
             f"{RESULTS['seed_way_per_chunk'] / (RESULTS['put_many_insert'] / RESULTS['put_many_chunks']):.0f}"
         )
     ratio("region with 10^5 stored / with 10^3 stored (want <= 1.3)", "region_big", "region_small")
-    writer = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if writer is None or not lines:
-        return
-    # Teardown output is captured like a test's: step around the capture to reach the terminal.
-    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
-        writer.write_line("")
-        writer.write_sep("-", "store ratios")
-        for line in lines:
-            writer.write_line(line)
+    print_report(request.config, "store ratios", lines)
 
 
 # --- fixtures ---------------------------------------------------------------------------
