@@ -1,8 +1,7 @@
 """Chunk summaries: what a top-down map needs of a chunk, kept beside it in ``world_chunks``.
 
-A kernel module (numpy and lz4 only): the chunk store writes summaries
-(``voxeldb.chunks._summary`` re-exports this), and ``voxeldb map`` reads them without
-importing the store.
+A kernel module (numpy and lz4 only): the chunk store writes summaries and ``voxeldb map``
+reads them without importing the store.
 
 Per column (256 of them, ``[z, x]`` order) a summary holds the **top** non-air block (its
 state id and local y index) and the **under** block: the highest block below the top whose

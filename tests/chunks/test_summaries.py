@@ -11,13 +11,13 @@ from sqlalchemy import select
 
 import voxeldb
 from voxeldb import Database
-from voxeldb.chunks import world_chunks_table
-from voxeldb.chunks._summary import (
+from voxeldb._summary import (
     Summaries,
     open_summary,
     summaries_from_bodies,
     summarize,
 )
+from voxeldb.chunks import world_chunks_table
 from voxeldb.meta import WorldChunk
 from voxeldb.terrain import generate_chunk
 
@@ -74,7 +74,7 @@ def test_summarize_matches_a_plain_loop(index: int) -> None:
 
 
 def test_sealed_summary_needs_the_rows_version() -> None:
-    from voxeldb.chunks._summary import seal_summary
+    from voxeldb._summary import seal_summary
 
     body = summarize(np.ones((16, 16, 16), np.uint16))
     sealed = seal_summary(body, 2**62 + 5)

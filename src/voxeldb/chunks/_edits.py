@@ -12,13 +12,13 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection
 
+from voxeldb._summary import summarize
 from voxeldb.chunks import _journal_sql as journal_sql
 from voxeldb.chunks._geometry import INT32_MAX, INT32_MIN, Blocks, Key, as_coord
 from voxeldb.chunks._journal import EDIT, JournalWriter, check_actor, pack_edits
 from voxeldb.chunks._journal_sql import EntryRow
 from voxeldb.chunks._reads import decode_rows
 from voxeldb.chunks._registry import intern_states, normalize_state, state_key
-from voxeldb.chunks._summary import summarize
 from voxeldb.chunks.backends import Backend
 from voxeldb.chunks.codec import encode_chunk
 from voxeldb.errors import ConcurrencyError, CoordinateError, ValidationError

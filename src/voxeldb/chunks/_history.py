@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import Connection
 
+from voxeldb._summary import summarize
 from voxeldb.chunks import _journal_sql as sql
 from voxeldb.chunks._geometry import Key
 from voxeldb.chunks._journal import (
@@ -32,7 +33,6 @@ from voxeldb.chunks._journal import (
     unpack_edits,
 )
 from voxeldb.chunks._journal_sql import EntryRow
-from voxeldb.chunks._summary import summarize
 from voxeldb.chunks.codec import decode_chunk, encode_chunk
 
 if TYPE_CHECKING:

@@ -118,7 +118,7 @@ world_chunks_table = Table(
     Column("version", BigInteger, nullable=False, server_default=text("1")),
     Column("chunk_metadata", JSONType, nullable=True),
     # What a top-down map needs of the chunk, sealed with the version it describes
-    # (voxeldb.chunks._summary); NULL, or another version's, means: decode the chunk.
+    # (voxeldb._summary); NULL, or another version's, means: decode the chunk.
     Column("summary", LargeBinary, nullable=True),
     Column("created_at", _timestamp(), nullable=False, server_default=text("CURRENT_TIMESTAMP")),
     Column(

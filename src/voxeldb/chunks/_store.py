@@ -18,6 +18,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Connection, Engine
 
 from voxeldb._ids import as_uuid
+from voxeldb._summary import summarize
 from voxeldb.chunks import _journal_sql as journal_sql
 from voxeldb.chunks._edits import apply_edits, plan_edits
 from voxeldb.chunks._geometry import (
@@ -47,7 +48,6 @@ from voxeldb.chunks._journal import (
 from voxeldb.chunks._journal_sql import EntryRow
 from voxeldb.chunks._reads import DatabaseSource, Reader
 from voxeldb.chunks._registry import lookup_states
-from voxeldb.chunks._summary import summarize
 from voxeldb.chunks._summary_reads import SummaryRead, read_summaries
 from voxeldb.chunks.backends import Backend, open_backend
 from voxeldb.chunks.caches import ChunkLRU, RedisChunkCache, with_caches
@@ -179,7 +179,7 @@ class ChunkStore:
         self, cx0: int, cz0: int, cx1: int, cz1: int, *, rebuild: bool = False
     ) -> SummaryRead:
         """The map summaries of the stored chunks of the inclusive rectangle (top and under
-        block of every column, ``voxeldb.chunks._summary``), one query; chunks whose summary
+        block of every column, ``voxeldb._summary``), one query; chunks whose summary
         is missing or stale are decoded instead, and with ``rebuild=True`` their summaries
         are written back."""
         cx0, cz0 = chunk_coord(cx0, "cx0"), chunk_coord(cz0, "cz0")

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, bindparam, select, update
 
+from voxeldb._summary import Summaries, open_summary, summaries_from_bodies, summarize
 from voxeldb.chunks._geometry import Key, Rect
 from voxeldb.chunks._reads import decode_rows
 from voxeldb.chunks._schema import world_chunks_table as _wc
-from voxeldb.chunks._summary import Summaries, open_summary, summaries_from_bodies, summarize
 from voxeldb.chunks.backends import Backend
 
 __all__ = ["SummaryRead", "read_summaries"]
@@ -85,7 +85,7 @@ def read_summaries(
 
 def _write_back(backend: Backend, made: Sequence[tuple[int, int, int, bytes]]) -> int:
     """Store summaries made from rows at known versions; a row written since keeps its own."""
-    from voxeldb.chunks._summary import seal_summary
+    from voxeldb._summary import seal_summary
 
     c = _wc.c
     statement = (

@@ -30,7 +30,7 @@ __all__ = ["Backend", "NewRow"]
 _T = TypeVar("_T")
 
 NewRow = tuple[int, int, bytes, bytes]
-"""``(cx, cz, data, summary)`` to write: ``summary`` is ``voxeldb.chunks._summary.summarize``
+"""``(cx, cz, data, summary)`` to write: ``summary`` is ``voxeldb._summary.summarize``
 of the same array, which the backend seals with the row's new version."""
 
 

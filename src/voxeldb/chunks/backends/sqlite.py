@@ -20,9 +20,9 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from voxeldb._ids import fresh_version, fresh_versions
+from voxeldb._summary import seal_summary
 from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
 from voxeldb.chunks._schema import CHUNK_KEY_COLUMNS, CHUNK_WRITE_COLUMNS, world_chunks_table
-from voxeldb.chunks._summary import seal_summary
 from voxeldb.chunks.backends._base import Backend, NewRow
 from voxeldb.errors import DriverErrorKind
 
