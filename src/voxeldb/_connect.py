@@ -31,6 +31,7 @@ from voxeldb.chunks import (
     create_journal_partitions,
     open_backend,
     prune_journal,
+    world_compression,
     world_shape,
 )
 from voxeldb.errors import (
@@ -169,6 +170,7 @@ class Database:
             lru=self.lru,
             redis=self.redis,
             actor=actor,
+            **world_compression(row[0]),
         )
         self._journal_upkeep()
         return store

@@ -19,6 +19,7 @@ from voxeldb.chunks._geometry import (
     INT32_MIN,
     as_coord,
     local_y,
+    world_compression,
     world_shape,
 )
 from voxeldb.chunks._journal import (
@@ -55,7 +56,7 @@ from voxeldb.chunks._schema import (
 from voxeldb.chunks._store import ChunkStore
 from voxeldb.chunks.backends import Backend, open_backend, register_backend
 from voxeldb.chunks.caches import ChunkLRU, RedisChunkCache
-from voxeldb.chunks.codec import MAX_HEIGHT, decode_chunk, encode_chunk
+from voxeldb.chunks.codec import MAX_HEIGHT, check_compression, decode_chunk, encode_chunk
 
 __all__ = [
     "DEFAULT_HEIGHT",
@@ -76,6 +77,7 @@ __all__ = [
     "UUIDType",
     "as_coord",
     "block_states_table",
+    "check_compression",
     "check_journal_actor",
     "clear_memo",
     "create_journal_partitions",
@@ -98,6 +100,7 @@ __all__ = [
     "prune_journal",
     "register_backend",
     "world_chunks_table",
+    "world_compression",
     "world_journal_table",
     "world_shape",
 ]

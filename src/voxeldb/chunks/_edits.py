@@ -4,8 +4,9 @@ then applied to locked rows inside the write transaction."""
 from __future__ import annotations
 
 import copy
+import functools
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,10 +21,13 @@ from voxeldb.chunks._journal_sql import EntryRow
 from voxeldb.chunks._reads import decode_rows
 from voxeldb.chunks._registry import intern_states, normalize_state, state_key
 from voxeldb.chunks.backends import Backend
-from voxeldb.chunks.codec import encode_chunk
+from voxeldb.chunks.codec import check_compression, encode_chunk
 from voxeldb.errors import ConcurrencyError, CoordinateError, ValidationError
 
-__all__ = ["EditPlan", "apply_edits", "edit_blocks", "plan_edits"]
+__all__ = ["Cached", "EditPlan", "apply_edits", "edit_blocks", "plan_edits"]
+
+Cached = Callable[[list[tuple[Key, int]]], dict[Key, Blocks]]
+"""The arrays a cache holds for ``(key, version)`` pairs (hits only, read-only)."""
 
 _U16_MAX = 2**16 - 1
 _U32_MAX = 2**32 - 1
@@ -63,41 +67,8 @@ def plan_edits(
     edits: Iterable[tuple[int, int, int, Any]], height: int, min_y: int
 ) -> EditPlan | None:
     """The plan of ``edits`` ``(x, y, z, state)`` (later edits of a block win); None if none."""
-    xs: list[int] = []
-    ys: list[int] = []
-    zs: list[int] = []
-    slots: list[int] = []
-    states: list[Any] = []
-    by_name: dict[str, int] = {}
-    # id(obj) -> (obj kept alive, slot, a deep copy of obj as it was then)
-    by_object: dict[int, tuple[Any, int, Any]] = {}
-    by_key: dict[str, int] = {}
-    for index, edit in enumerate(edits):
-        try:
-            x, y, z, state = edit
-        except (TypeError, ValueError):
-            raise ValidationError(
-                f"edit {index} must be an (x, y, z, state) tuple, got {edit!r}"[:200],
-                field="edits",
-            ) from None
-        xs.append(x)
-        ys.append(y)
-        zs.append(z)
-        if type(state) is str:
-            slot = by_name.get(state)
-            if slot is None:
-                slot = _state_slot(state, states, by_key)
-                by_name[state] = slot
-        else:
-            cached = by_object.get(id(state))
-            # The same dict may come back mutated (a generator reusing one): the memo
-            # holds only while it still equals the state it was normalized from.
-            if cached is None or state != cached[2]:
-                slot = _state_slot(state, states, by_key)
-                by_object[id(state)] = (state, slot, copy.deepcopy(state))
-            else:
-                slot = cached[1]
-        slots.append(slot)
+    columns = _columns_at_once(edits) if isinstance(edits, list | tuple) else None
+    xs, ys, zs, slots, states = columns if columns is not None else _columns_one_by_one(edits)
     if not xs:
         return None
     try:
@@ -160,6 +131,80 @@ def plan_edits(
     )
 
 
+_Columns = tuple[Sequence[Any], Sequence[Any], Sequence[Any], Any, list[Any]]
+
+
+def _columns_at_once(edits: Sequence[Any]) -> _Columns | None:
+    """A list's edits split into columns by C-level passes (a Python loop per edit cost
+    more than the rest of ``set_blocks``); None when an edit is malformed, so the careful
+    path can name it."""
+    try:
+        if set(map(len, edits)) != {4}:
+            return None
+    except TypeError:
+        return None
+    if not edits:
+        return (), (), (), [], []
+    xs, ys, zs, given = zip(*edits, strict=True)
+    states: list[Any] = []
+    by_key: dict[str, int] = {}
+    if set(map(type, given)) == {str}:
+        # First-appearance order keeps the new states' interning order deterministic.
+        slot_of = {name: _state_slot(name, states, by_key) for name in dict.fromkeys(given)}
+        slots = np.fromiter(map(slot_of.__getitem__, given), np.int64, len(given))
+        return xs, ys, zs, slots, states
+    # A list holds each state as it is now: one normalization per distinct object.
+    by_object: dict[int, int] = {}
+    slot_list = []
+    for state in given:
+        slot = by_object.get(id(state))
+        if slot is None:
+            slot = by_object[id(state)] = _state_slot(state, states, by_key)
+        slot_list.append(slot)
+    return xs, ys, zs, slot_list, states
+
+
+def _columns_one_by_one(edits: Iterable[Any]) -> _Columns:
+    """Edits from any iterable, one at a time: a generator may hand back one state dict
+    mutated between edits, and each edit must get the state it had when it came."""
+    xs: list[int] = []
+    ys: list[int] = []
+    zs: list[int] = []
+    slots: list[int] = []
+    states: list[Any] = []
+    by_name: dict[str, int] = {}
+    # id(obj) -> (obj kept alive, slot, a deep copy of obj as it was then)
+    by_object: dict[int, tuple[Any, int, Any]] = {}
+    by_key: dict[str, int] = {}
+    for index, edit in enumerate(edits):
+        try:
+            x, y, z, state = edit
+        except (TypeError, ValueError):
+            raise ValidationError(
+                f"edit {index} must be an (x, y, z, state) tuple, got {edit!r}"[:200],
+                field="edits",
+            ) from None
+        xs.append(x)
+        ys.append(y)
+        zs.append(z)
+        if type(state) is str:
+            slot = by_name.get(state)
+            if slot is None:
+                slot = _state_slot(state, states, by_key)
+                by_name[state] = slot
+        else:
+            cached = by_object.get(id(state))
+            # The same dict may come back mutated (a generator reusing one): the memo
+            # holds only while it still equals the state it was normalized from.
+            if cached is None or state != cached[2]:
+                slot = _state_slot(state, states, by_key)
+                by_object[id(state)] = (state, slot, copy.deepcopy(state))
+            else:
+                slot = cached[1]
+        slots.append(slot)
+    return xs, ys, zs, slots, states
+
+
 def _state_slot(state: Any, states: list[Any], by_key: dict[str, int]) -> int:
     normalized = normalize_state(state)
     key = state_key(normalized)
@@ -176,12 +221,16 @@ def apply_edits(
     plan: EditPlan,
     shape: tuple[int, int, int],
     journal: JournalWriter | None = None,
+    cached: Cached | None = None,
+    encode: Callable[[Blocks], bytes] = encode_chunk,
 ) -> tuple[dict[Key, int], dict[Key, Blocks], dict[Key, bytes]]:
     """Run ``plan`` in the caller's write transaction: intern its states, lock and edit the
     stored chunks, create the others. The new versions, arrays (read-only) and bytes.
 
     With ``journal``, one ``"edit"`` entry per chunk (positions, old and new ids) is added to
-    it, and :meth:`JournalWriter.finish` is called as the last statement."""
+    it, and :meth:`JournalWriter.finish` is called as the last statement. ``cached`` gives
+    the arrays a cache holds at exactly the locked rows' versions: those are copied instead
+    of decoded (a game server edits the chunks its players stand in, which it has read)."""
     ids = np.asarray(intern_states(conn, backend.world_id, plan.states), dtype=np.int64)
     if len(ids) and int(ids.max()) > _U32_MAX:
         raise ConcurrencyError("block-state id space exhausted (more than 2**32 states)")
@@ -218,12 +267,23 @@ def apply_edits(
     todo = list(plan.keys)
     while todo:
         locked = backend.lock(conn, todo)
-        decoded = decode_rows(locked, shape, backend.world_id, readonly=False)
+        hits = cached([((cx, cz), v) for cx, cz, v, _ in locked]) if cached else {}
+        misses = [row for row in locked if (row[0], row[1]) not in hits]
+        decoded = dict(
+            zip(
+                [(cx, cz) for cx, cz, _, _ in misses],
+                decode_rows(misses, shape, backend.world_id, readonly=False),
+                strict=True,
+            )
+        )
         updates = []
-        for (cx, cz, _, _), base in zip(locked, decoded, strict=True):
+        for cx, cz, _, _ in locked:
+            base = decoded.get((cx, cz))
+            if base is None:  # the cache's array is shared and read-only: edit a copy
+                base = hits[(cx, cz)].copy()
             array = edited((cx, cz), base)
             arrays[(cx, cz)] = array
-            encoded[(cx, cz)] = data = encode_chunk(array)
+            encoded[(cx, cz)] = data = encode(array)
             updates.append((cx, cz, data, summarize(array)))
         if updates:
             written.update(backend.update(conn, updates))
@@ -235,7 +295,7 @@ def apply_edits(
         for key in absent:
             array = edited(key, None)
             arrays[key] = array
-            encoded[key] = data = encode_chunk(array)
+            encoded[key] = data = encode(array)
             inserts.append((key[0], key[1], data, summarize(array)))
         inserted = backend.insert_new(conn, inserts)
         written.update(inserted)
@@ -258,6 +318,8 @@ def edit_blocks(
     height: int,
     min_y: int,
     actor: str | None = None,
+    compression: str = "lz4",
+    compression_level: int | None = None,
 ) -> tuple[int, int] | None:
     """``ChunkStore.set_blocks`` in the caller's transaction on ``conn`` (a service that edits
     blocks together with its own rows); the journal range ``(after, last]`` of the edits, or
@@ -270,7 +332,9 @@ def edit_blocks(
         return None
     backend = open_backend(conn.engine, world_id)
     journal = JournalWriter.open(conn.engine, world_id, check_actor(actor))
-    apply_edits(conn, backend, plan, (height, 16, 16), journal)
+    check_compression(compression, compression_level)
+    encode = functools.partial(encode_chunk, compression=compression, level=compression_level)
+    apply_edits(conn, backend, plan, (height, 16, 16), journal, encode=encode)
     if journal is None:
         return None
     last = journal_sql.head(conn, world_id)

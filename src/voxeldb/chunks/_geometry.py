@@ -33,6 +33,7 @@ __all__ = [
     "check_square",
     "chunk_coord",
     "local_y",
+    "world_compression",
     "world_shape",
 ]
 
@@ -53,6 +54,17 @@ VersionRow = tuple[int, int, int]
 """``(cx, cz, version)``."""
 Row = tuple[int, int, int, bytes]
 """``(cx, cz, version, data)`` as a backend returns it."""
+
+
+def world_compression(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """How a world's chunks are written, from its settings: ``compression`` (default
+    ``"lz4"``) and ``compression_level`` (default None), as :class:`ChunkStore` keywords.
+    Unchecked here: the store (and ``create_world``) refuse what ``encode_chunk`` would."""
+    settings = settings or {}
+    return {
+        "compression": settings.get("compression", "lz4"),
+        "compression_level": settings.get("compression_level"),
+    }
 
 
 def world_shape(settings: Mapping[str, Any] | None) -> tuple[int, int]:

@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from voxeldb.chunks._journal import (
     unpack_edits,
 )
 from voxeldb.chunks._journal_sql import EntryRow
-from voxeldb.chunks.codec import decode_chunk, encode_chunk
+from voxeldb.chunks.codec import decode_chunk
 
 if TYPE_CHECKING:
     from voxeldb.chunks._store import ChunkStore
@@ -138,6 +138,7 @@ def _plan(
     rows_by_chunk: dict[Key, list[tuple[Any, ...]]],
     current: dict[Key, tuple[int, bytes]],
     shape: tuple[int, int, int],
+    encode: Callable[[Any], bytes],
 ) -> tuple[dict[Key, _Chunk], int, int]:
     """Undo every chunk's rows newest first on its current state; chunks, restored, conflicts."""
     chunks: dict[Key, _Chunk] = {}
@@ -168,7 +169,7 @@ def _plan(
                 elif not chunk.modified and chunk.version == row_version:
                     holds = True
                 else:
-                    now = chunk.data if not chunk.modified else encode_chunk(chunk.array)
+                    now = chunk.data if not chunk.modified else encode(chunk.array)
                     holds = row_digest is not None and digest(bytes(now or b"")) == bytes(
                         row_digest
                     )
@@ -219,7 +220,7 @@ def rollback(
     def compute(conn: Connection, lock: bool) -> tuple[dict[Key, _Chunk], int, int]:
         found = backend.lock(conn, keys) if lock else backend.data(conn, keys)
         current = {(int(x), int(z)): (int(v), bytes(d)) for x, z, v, d in found}
-        return _plan(rows_by_chunk, current, shape)
+        return _plan(rows_by_chunk, current, shape, store._encode)
 
     if preview:
         with backend.read_connection() as conn:
@@ -240,7 +241,7 @@ def rollback(
             if chunk.array is None:
                 deletes.append((key, chunk))
                 continue
-            data = encode_chunk(chunk.array)
+            data = store._encode(chunk.array)
             (updates if chunk.data is not None else inserts).append((key, chunk, data))
         versions: dict[Key, int] = {}
         if updates:

@@ -10,8 +10,9 @@ trip: correctness never needs it. Block edits are planned in ``_edits``.
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -51,7 +52,7 @@ from voxeldb.chunks._registry import lookup_states
 from voxeldb.chunks._summary_reads import SummaryRead, read_summaries
 from voxeldb.chunks.backends import Backend, open_backend
 from voxeldb.chunks.caches import ChunkLRU, RedisChunkCache, with_caches
-from voxeldb.chunks.codec import encode_chunk
+from voxeldb.chunks.codec import check_compression, encode_chunk
 from voxeldb.errors import CoordinateError, ValidationError
 
 __all__ = ["ChunkStore"]
@@ -79,8 +80,17 @@ class ChunkStore:
         redis: RedisChunkCache | None = None,
         batch_size: int = 1024,
         actor: str | None = None,
+        compression: str = "lz4",
+        compression_level: int | None = None,
     ) -> None:
         height, min_y = check_shape(height, min_y)
+        check_compression(compression, compression_level)
+        self.compression = compression
+        """How this store writes chunks (a world's ``"compression"`` setting)."""
+        self.compression_level = compression_level
+        self._encode: Callable[[Blocks], bytes] = functools.partial(
+            encode_chunk, compression=compression, level=compression_level
+        )
         self.actor = check_actor(actor)
         """Recorded in the journal with every change made through this store."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -192,7 +202,7 @@ class ChunkStore:
         """Insert or replace chunk ``(cx, cz)``."""
         cx, cz = chunk_coord(cx, "cx"), chunk_coord(cz, "cz")
         blocks = check_blocks(blocks, self._shape, f"put({cx}, {cz})")
-        data = encode_chunk(blocks)
+        data = self._encode(blocks)
         summary = summarize(blocks)
         backend = self._backend
 
@@ -225,7 +235,7 @@ class ChunkStore:
                 field="items",
             )
         iterator = _iterate(items, "put_many", "items", "(cx, cz, blocks)")
-        backend, source = self._backend, self._source
+        backend, source, encode = self._backend, self._source, self._encode
 
         def flush(
             conn: Connection, batch: dict[Key, tuple[bytes, bytes]], journal: JournalWriter | None
@@ -250,7 +260,7 @@ class ChunkStore:
                 where = f"put_many item {count} ({cx}, {cz})"
                 blocks = check_blocks(blocks, self._shape, where)
                 # Later items win over earlier ones with the same key, as sequential puts would.
-                batch[(cx, cz)] = (encode_chunk(blocks), summarize(blocks))
+                batch[(cx, cz)] = (encode(blocks), summarize(blocks))
                 count += 1
                 if len(batch) >= self.batch_size:
                     flush(conn, batch, journal)
@@ -295,13 +305,16 @@ class ChunkStore:
         read-modify-write, so concurrent editors of one chunk never lose each other's edits.
         Returns the number of edits applied.
         """
-        iterator = _iterate(edits, "set_blocks", "edits", "(x, y, z, state)")
-        plan = plan_edits(iterator, self.height, self.min_y)
+        if not isinstance(edits, list | tuple):  # a list is split into columns at once
+            edits = _iterate(edits, "set_blocks", "edits", "(x, y, z, state)")
+        plan = plan_edits(edits, self.height, self.min_y)
         if plan is None:
             return 0
         backend, shape = self._backend, self._shape
         written, arrays, encoded = backend.write(
-            lambda conn: apply_edits(conn, backend, plan, shape, self._journal())
+            lambda conn: apply_edits(
+                conn, backend, plan, shape, self._journal(), self._cached, self._encode
+            )
         )
         # Made for this write and read-only: the caches keep them without a copy.
         self._source.written(
@@ -309,6 +322,12 @@ class ChunkStore:
             owned=True,
         )
         return plan.count
+
+    def _cached(self, pairs: list[tuple[Key, int]]) -> dict[Key, Blocks]:
+        """The in-process cache's arrays at exactly these versions (for ``set_blocks``)."""
+        world = self.world_id.hex
+        hits = self._lru.get_many(((world, cx, cz), v) for (cx, cz), v in pairs)
+        return {(key[1], key[2]): array for key, array in hits.items()}  # type: ignore[index]
 
     # ------------------------------------------------------------------ journal
 

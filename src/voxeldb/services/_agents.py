@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from voxeldb._time import utcnow
-from voxeldb.chunks import edit_blocks, world_shape
+from voxeldb.chunks import edit_blocks, world_compression, world_shape
 from voxeldb.errors import UnknownIdError, ValidationError
 from voxeldb.meta import AIAgent, AIAgentActivity, World, WorldEvolutionLog, write_lock
 from voxeldb.services._common import parse_id, session_scope, validated
@@ -181,7 +181,13 @@ def run_agent_activity(
         if edits is not None:
             height, min_y = world_shape(world.world_settings)
             span = edit_blocks(
-                s.connection(), wid, edits, height=height, min_y=min_y, actor=f"agent:{agent.id}"
+                s.connection(),
+                wid,
+                edits,
+                height=height,
+                min_y=min_y,
+                actor=f"agent:{agent.id}",
+                **world_compression(world.world_settings),
             )
         activity, log = record_evolution(
             s, agent, world, checked.activity_type, checked.data, score

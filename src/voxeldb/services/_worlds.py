@@ -14,7 +14,14 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from voxeldb._retry import retry
-from voxeldb.chunks import INT32_MAX, INT32_MIN, check_journal_actor, intern_states
+from voxeldb.chunks import (
+    INT32_MAX,
+    INT32_MIN,
+    check_compression,
+    check_journal_actor,
+    intern_states,
+    world_compression,
+)
 from voxeldb.errors import (
     CoordinateError,
     OutsideWorldError,
@@ -40,6 +47,9 @@ __all__ = [
 def _check_settings(settings: Any) -> dict[str, Any]:
     data = validated(WorldInput, name="x", settings=settings).settings
     checked = validated(WorldSettings, **data)
+    codec = world_compression(data)
+    # An unknown compressor must fail here, not at the first chunk written.
+    check_compression(codec["compression"], codec["compression_level"])
     # Keep what the caller gave (extra keys included), with height/min_y filled in.
     return {**data, "height": checked.height, "min_y": checked.min_y}
 

@@ -1,0 +1,77 @@
+"""``set_blocks`` planning and its use of the in-process cache (every backend)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voxeldb import ChunkStore
+from voxeldb.chunks._edits import plan_edits
+from voxeldb.errors import CoordinateError, ValidationError
+
+
+def test_a_cached_array_is_copied_not_edited_in_place(store: ChunkStore) -> None:
+    store.set_blocks([(1, 2, 3, "stone")])
+    before = store.get(0, 0)
+    assert before is not None
+    kept = before.copy()
+    store.set_blocks([(1, 2, 3, "glass"), (4, 5, 6, "dirt")])
+    after = store.get(0, 0)
+    assert after is not None and after is not before
+    np.testing.assert_array_equal(before, kept)  # what a reader holds never changes
+    assert not before.flags.writeable and not after.flags.writeable
+    assert store.get_block(1, 2, 3) == {"type": "glass"}
+    assert store.get_block(4, 5, 6) == {"type": "dirt"}
+
+
+def test_a_cache_entry_of_another_version_is_not_used(store: ChunkStore) -> None:
+    store.set_blocks([(1, 2, 3, "stone")])
+    assert store.get(0, 0) is not None  # cached at this version
+    other = ChunkStore.open(  # another server, with its own cache
+        store.engine, store.world_id, height=store.height, min_y=store.min_y
+    )
+    other.set_blocks([(7, 7, 7, "glass")])
+    store.set_blocks([(8, 8, 8, "dirt")])  # must start from the row, not the stale entry
+    for s in (store, other):
+        assert s.get_block(7, 7, 7) == {"type": "glass"}
+        assert s.get_block(8, 8, 8) == {"type": "dirt"}
+        assert s.get_block(1, 2, 3) == {"type": "stone"}
+
+
+@pytest.mark.parametrize("as_list", [True, False])
+def test_list_and_iterator_plans_agree(as_list: bool) -> None:
+    rng = np.random.default_rng(1)
+    names = ["stone", "glass", {"type": "torch", "facing": "north"}]
+    edits = [
+        (int(x), int(y), int(z), names[int(i)])
+        for x, y, z, i in zip(
+            rng.integers(-40, 40, 500),
+            rng.integers(0, 64, 500),
+            rng.integers(-40, 40, 500),
+            rng.integers(0, 3, 500),
+            strict=True,
+        )
+    ]
+    plan = plan_edits(edits if as_list else iter(edits), 64, 0)
+    reference = plan_edits(iter(edits), 64, 0)
+    assert plan is not None and reference is not None
+    assert plan.keys == reference.keys and plan.count == 500
+    np.testing.assert_array_equal(plan.flat, reference.flat)
+    got = [plan.states[s] for s in plan.slots]
+    assert got == [reference.states[s] for s in reference.slots]
+
+
+@pytest.mark.parametrize(
+    ("edits", "error", "message"),
+    [
+        ([(0, 0, 0, "stone"), (1, 2, 3)], ValidationError, "edit 1"),
+        ([(0, 0, 0, "stone"), 5], ValidationError, "edit 1"),
+        ([(0, 0, 0, "stone"), (True, 0, 0, "stone")], CoordinateError, "edit 1"),
+        ([(0, 0, 0, "stone"), (2**64, 0, 0, "stone")], CoordinateError, "edit 1"),
+        ([(0, 0, 0, "stone"), (0.5, 0, 0, "stone")], CoordinateError, "edit 1"),
+        ([(0, 99, 0, "stone")], CoordinateError, "edit 0: y = 99"),
+    ],
+)
+def test_a_bad_edit_in_a_list_is_named(edits: list, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        plan_edits(edits, 64, 0)
