@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -59,6 +60,10 @@ __all__ = ["ChunkStore"]
 
 _T = TypeVar("_T")
 
+PUT_BATCH = 256
+"""``put_many`` writes at most this many chunks per statement: small enough that encoding
+the next batch overlaps writing this one, large enough that the round trips per batch cost
+little."""
 DEFAULT_LRU_BYTES = 64 * 1024 * 1024
 """The LRU of a store made without one (``voxeldb.connect`` shares one per Database)."""
 
@@ -227,7 +232,9 @@ class ChunkStore:
         """Insert or replace every ``(cx, cz, blocks)`` of ``items`` in one transaction.
 
         ``items`` is consumed lazily and encoded batch by batch, so memory stays bounded by
-        one batch of encoded chunks whatever its length. Returns how many items were written.
+        two batches of encoded chunks whatever its length: while one batch is written (by a
+        worker thread, COPY on PostgreSQL), the next is encoded. Returns how many items were
+        written.
         """
         if isinstance(items, Mapping):
             raise ValidationError(
@@ -236,6 +243,7 @@ class ChunkStore:
             )
         iterator = _iterate(items, "put_many", "items", "(cx, cz, blocks)")
         backend, source, encode = self._backend, self._source, self._encode
+        size = min(self.batch_size, PUT_BATCH)
 
         def flush(
             conn: Connection, batch: dict[Key, tuple[bytes, bytes]], journal: JournalWriter | None
@@ -255,16 +263,27 @@ class ChunkStore:
             journal = self._journal()
             count = 0
             batch: dict[Key, tuple[bytes, bytes]] = {}
-            for item in iterator:
-                cx, cz, blocks = _unpack_item(item, count)
-                where = f"put_many item {count} ({cx}, {cz})"
-                blocks = check_blocks(blocks, self._shape, where)
-                # Later items win over earlier ones with the same key, as sequential puts would.
-                batch[(cx, cz)] = (encode(blocks), summarize(blocks))
-                count += 1
-                if len(batch) >= self.batch_size:
-                    flush(conn, batch, journal)
-                    batch = {}
+            writing: Future[None] | None = None
+            # Items are taken and encoded on the caller's thread (a generator may reuse its
+            # array for the next item; encoding at once needs no copy). Only the connection
+            # moves to the worker, and never while this thread uses it: each write is waited
+            # for before the next starts, and leaving the pool waits for the last one.
+            with ThreadPoolExecutor(1, thread_name_prefix="voxeldb-put_many") as pool:
+                for item in iterator:
+                    cx, cz, blocks = _unpack_item(item, count)
+                    where = f"put_many item {count} ({cx}, {cz})"
+                    blocks = check_blocks(blocks, self._shape, where)
+                    # Later items win over earlier ones with the same key, as sequential
+                    # puts would (batches are written in order).
+                    batch[(cx, cz)] = (encode(blocks), summarize(blocks))
+                    count += 1
+                    if len(batch) >= size:
+                        if writing is not None:
+                            writing.result()
+                        writing = pool.submit(flush, conn, batch, journal)
+                        batch = {}
+                if writing is not None:
+                    writing.result()
             if batch:
                 flush(conn, batch, journal)
             if journal is not None:
