@@ -28,6 +28,7 @@ describes other contents: readers treat it as missing and decode the chunk inste
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import lz4.block
@@ -50,8 +51,6 @@ _HEAD = struct.Struct("<Bq")
 _COLUMNS = np.arange(256)
 _Y1 = np.arange(1, 4097, dtype=np.int16)[:, None]
 """``y + 1`` for every local y a chunk can have (codec.MAX_HEIGHT is 4096)."""
-_GATHER_MAX = 32
-"""Above this many columns, a search scans all 256 contiguously (a third of a gather's time)."""
 _NONE_IDS = np.zeros(256, "<u4").tobytes()
 _NONE_YS = np.full(256, -1, "<i2").tobytes()
 _EMPTY = bytes(lz4.block.compress(_NONE_IDS + _NONE_YS + _NONE_IDS + _NONE_YS, store_size=False))
@@ -77,7 +76,9 @@ def summarize(blocks: npt.NDArray[Any]) -> bytes:
     The top block is looked for in the highest non-empty section first (the rest only for
     the columns that are empty there); the under block is the one right below the top for
     most columns (grass on dirt), and only columns whose top block goes on downwards (water,
-    a uniform fill) are searched further. About a third of ``encode_chunk``'s time.
+    a uniform fill) are searched further. Both searches go down in windows of
+    :data:`_WINDOW` rows and stop once every column has its answer: the sea floor is found
+    a few rows under the surface, not by scanning the whole column.
     """
     height = blocks.shape[0]
     flat = blocks.reshape(height, 256)
@@ -87,32 +88,21 @@ def summarize(blocks: npt.NDArray[Any]) -> bytes:
     if not len(occupied):
         return _EMPTY
     hi = (int(occupied[-1]) + 1) * 16
-    lo = hi - 16
-    top = _highest(flat, flat[lo:hi] != 0)
-    missing = top < 0
-    top += lo
-    top[missing] = -1
-    if lo > 0 and missing.any():
-        cols = np.flatnonzero(missing)
-        if len(cols) > _GATHER_MAX:  # a contiguous scan of every column beats a gather
-            top[cols] = _highest(flat, flat[:lo] != 0)[cols]
-        else:
-            top[cols] = _highest(flat, flat[:lo, cols] != 0)
+    top = np.full(256, -1, np.int64)
+    _search_down(flat, top, hi, lambda lo, hi: flat[lo:hi] != 0)
     has_top = top >= 0
     top_id = flat[np.maximum(top, 0), _COLUMNS] * has_top
     below = flat[np.maximum(top - 1, 0), _COLUMNS]
     under = np.where((top > 0) & (below != top_id), top - 1, -1)
     deeper = (top > 0) & (below == top_id)
     if deeper.any():
-        cols = np.flatnonzero(deeper)
-        depth = int(top[cols].max())
-        if len(cols) > _GATHER_MAX:  # as above: every column, then the ones wanted
-            mask = (flat[:depth] != top_id) & (_Y1[:depth] <= top)  # y + 1 <= top: below it
-            under[cols] = _highest(flat, mask)[cols]
-        else:
-            sub = flat[:depth, cols]
-            mask = (sub != top_id[cols]) & (_Y1[:depth] <= top[cols])
-            under[cols] = _highest(flat, mask)
+        wanted = np.where(deeper, -1, -2)  # -2: not searched (answered already)
+        depth = int(top[deeper].max())
+        # A row counts if it differs from the column's top block and lies below it.
+        _search_down(
+            flat, wanted, depth, lambda lo, hi: (flat[lo:hi] != top_id) & (_Y1[lo:hi] <= top)
+        )
+        under = np.where(deeper, wanted, under)
     under_id = flat[np.maximum(under, 0), _COLUMNS] * (under >= 0)
     body = b"".join(
         (
@@ -123,6 +113,32 @@ def summarize(blocks: npt.NDArray[Any]) -> bytes:
         )
     )
     return bytes(lz4.block.compress(body, store_size=False))
+
+
+_WINDOW = 32
+"""Rows per step of a downward search (two sections)."""
+
+
+def _search_down(
+    flat: npt.NDArray[Any],
+    found: npt.NDArray[np.int64],
+    start: int,
+    mask: Callable[[int, int], npt.NDArray[np.bool_]],
+) -> None:
+    """For the columns where ``found`` is -1: the highest row below ``start`` where ``mask``
+    holds, written into ``found`` (left -1 where there is none). ``mask(lo, hi)`` gives the
+    condition on rows ``[lo, hi)`` of all 256 columns: a contiguous scan of every column
+    costs less than gathering the few wanted ones."""
+    hi = start
+    while hi > 0:
+        lo = max(0, hi - _WINDOW)
+        missing = found == -1
+        if not missing.any():
+            return
+        window = _highest(flat, mask(lo, hi))
+        hit = missing & (window >= 0)
+        found[hit] = window[hit] + lo
+        hi = lo
 
 
 def seal_summary(body: bytes, version: int) -> bytes:

@@ -65,9 +65,20 @@ def odd_chunks() -> Iterator[np.ndarray]:
     single = np.zeros((48, 16, 16), np.uint16)
     single[47, 15, 15] = 3  # one block at the very top
     yield single
+    # Columns of random heights under seas of random depth: the downward searches must
+    # carry on over several windows for some columns and stop early for others.
+    for k in range(4):
+        height = 256
+        ground = rng.integers(0, height, size=(16, 16))
+        sea = np.minimum(height, ground + rng.integers(0, 200, size=(16, 16)) * (k % 2))
+        y = np.arange(height)[:, None, None]
+        col = np.where(y < ground, 1, np.where(y < sea, 8, 0)).astype(np.uint16)
+        col[0, rng.random((16, 16)) < 0.3] = 5  # bedrock under some
+        col[:, rng.random((16, 16)) < 0.2] = 0  # empty columns
+        yield col
 
 
-@pytest.mark.parametrize("index", range(11))
+@pytest.mark.parametrize("index", range(15))
 def test_summarize_matches_a_plain_loop(index: int) -> None:
     blocks = list(odd_chunks())[index]
     assert_describes(summaries_from_bodies([summarize(blocks)]), 0, blocks)
