@@ -16,6 +16,7 @@ from voxeldb._summary import (
     open_summary,
     summaries_from_bodies,
     summarize,
+    summarize_many,
 )
 from voxeldb.chunks import world_chunks_table
 from voxeldb.meta import WorldChunk
@@ -82,6 +83,16 @@ def odd_chunks() -> Iterator[np.ndarray]:
 def test_summarize_matches_a_plain_loop(index: int) -> None:
     blocks = list(odd_chunks())[index]
     assert_describes(summaries_from_bodies([summarize(blocks)]), 0, blocks)
+
+
+def test_summarize_many_matches_one_at_a_time() -> None:
+    by_height: dict[int, list[np.ndarray]] = {}
+    for blocks in odd_chunks():
+        by_height.setdefault(blocks.shape[0], []).append(blocks)
+    mixed = by_height[HEIGHT] + [by_height[HEIGHT][0].astype(np.uint32) * 5]  # both dtypes
+    for chunks in [*by_height.values(), mixed, mixed[::-1]]:
+        assert summarize_many(chunks) == [summarize(c) for c in chunks]
+    assert summarize_many([]) == []
 
 
 def test_sealed_summary_needs_the_rows_version() -> None:

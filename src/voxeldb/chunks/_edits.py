@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection
 
-from voxeldb._summary import summarize
+from voxeldb._summary import summarize_many
 from voxeldb.chunks import _journal_sql as journal_sql
 from voxeldb.chunks._geometry import INT32_MAX, INT32_MIN, Blocks, Key, as_coord
 from voxeldb.chunks._journal import EDIT, JournalWriter, check_actor, pack_edits
@@ -276,28 +276,22 @@ def apply_edits(
                 strict=True,
             )
         )
-        updates = []
+        done = []
         for cx, cz, _, _ in locked:
             base = decoded.get((cx, cz))
             if base is None:  # the cache's array is shared and read-only: edit a copy
                 base = hits[(cx, cz)].copy()
-            array = edited((cx, cz), base)
-            arrays[(cx, cz)] = array
-            encoded[(cx, cz)] = data = encode(array)
-            updates.append((cx, cz, data, summarize(array)))
-        if updates:
-            written.update(backend.update(conn, updates))
+            arrays[(cx, cz)] = edited((cx, cz), base)
+            done.append((cx, cz))
+        if done:
+            written.update(backend.update(conn, _rows(done, arrays, encoded, encode)))
         present = {(cx, cz) for cx, cz, _, _ in locked}
         absent = [key for key in todo if key not in present]
         if not absent:
             break
-        inserts = []
         for key in absent:
-            array = edited(key, None)
-            arrays[key] = array
-            encoded[key] = data = encode(array)
-            inserts.append((key[0], key[1], data, summarize(array)))
-        inserted = backend.insert_new(conn, inserts)
+            arrays[key] = edited(key, None)
+        inserted = backend.insert_new(conn, _rows(absent, arrays, encoded, encode))
         written.update(inserted)
         # A concurrent writer created the others first: lock and edit its rows instead.
         todo = [key for key in absent if key not in inserted]
@@ -308,6 +302,22 @@ def apply_edits(
             journal.add(EntryRow(key[0], key[1], EDIT, written.get(key), blob, None, None))
         journal.finish(conn)
     return written, arrays, encoded
+
+
+def _rows(
+    keys: list[Key],
+    arrays: dict[Key, Blocks],
+    encoded: dict[Key, bytes],
+    encode: Callable[[Blocks], bytes],
+) -> list[tuple[int, int, bytes, bytes]]:
+    """The backend rows of edited chunks: encoded one by one (kept in ``encoded``),
+    summarized all at once."""
+    summaries = summarize_many([arrays[key] for key in keys])
+    rows = []
+    for (cx, cz), summary in zip(keys, summaries, strict=True):
+        encoded[(cx, cz)] = data = encode(arrays[(cx, cz)])
+        rows.append((cx, cz, data, summary))
+    return rows
 
 
 def edit_blocks(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import Connection
 
-from voxeldb._summary import summarize
+from voxeldb._summary import summarize_many
 from voxeldb.chunks import _journal_sql as sql
 from voxeldb.chunks._geometry import Key
 from voxeldb.chunks._journal import (
@@ -245,17 +245,19 @@ def rollback(
             (updates if chunk.data is not None else inserts).append((key, chunk, data))
         versions: dict[Key, int] = {}
         if updates:
+            summaries = summarize_many([c.array for _, c, _ in updates])  # type: ignore[misc]
             versions.update(
                 backend.update(
                     conn,
-                    [(k[0], k[1], d, summarize(c.array)) for k, c, d in updates],  # type: ignore[arg-type]
+                    [(k[0], k[1], d, sm) for (k, _, d), sm in zip(updates, summaries, strict=True)],
                 )
             )
         if inserts:
+            summaries = summarize_many([c.array for _, c, _ in inserts])  # type: ignore[misc]
             versions.update(
                 backend.insert_new(
                     conn,
-                    [(k[0], k[1], d, summarize(c.array)) for k, c, d in inserts],  # type: ignore[arg-type]
+                    [(k[0], k[1], d, sm) for (k, _, d), sm in zip(inserts, summaries, strict=True)],
                 )
             )
         for key, _chunk in deletes:
