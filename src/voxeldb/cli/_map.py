@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from voxeldb.cli._common import WorldArg, find_world, open_db, options, out, progress_bar
+from voxeldb.cli._map_fast import plain_url, report_lines, single_blas_thread
 
 if TYPE_CHECKING:
     from voxeldb.ops import SQLiteMapSource
@@ -72,12 +73,14 @@ def map_command(
     ] = False,
 ) -> None:
     """A top-down picture: one pixel per block column, coloured by its top block, shaded by height."""
+    single_blas_thread()
     from voxeldb.ops import draw_map, map_frame, open_sqlite_map, render_map
 
-    # A plain SQLite file is read directly (no ORM, SQLAlchemy or Redis to import: the
-    # whole command then costs about what minetestmapper does); anything else, or a world
-    # it cannot find, goes through the store, which also words the errors.
-    source = None if rebuild_summaries else open_sqlite_map(_plain_url(ctx), world)
+    # A plain SQLite file is read directly (no ORM, SQLAlchemy or Redis to import; run from
+    # the program, ``_map_fast`` takes this path before typer is even imported); anything
+    # else, or a world it cannot find, goes through the store, which also words the errors.
+    url = plain_url(options(ctx).database_url)
+    source = None if rebuild_summaries else open_sqlite_map(url, world)
     if source is not None:
         try:
             frame = _fast_frame(source, center, radius)
@@ -112,40 +115,8 @@ def map_command(
                     legend=legend,
                     rebuild_summaries=rebuild_summaries,
                 )
-    out.print(
-        f"Wrote {info.path} ({info.width}x{info.height} px, north {info.north} at the top): "
-        f"{info.chunks_present:,} of {info.chunks_total:,} chunks present."
-    )
-    if info.unknown_columns:
-        names = ", ".join(info.unknown_names[:5]) + (", ..." if len(info.unknown_names) > 5 else "")
-        out.print(
-            f"{info.unknown_columns:,} columns had a top block with no colour (fallback "
-            f"colours; add them with --colors FILE): {names}"
-        )
-    else:
-        out.print("0 columns used a fallback colour.")
-    if info.decoded_chunks:
-        done = (
-            f"their summaries are now stored ({info.rebuilt_chunks:,})"
-            if info.rebuilt_chunks
-            else "--rebuild-summaries stores them"
-        )
-        out.print(
-            f"{info.decoded_chunks:,} chunks had no current summary and were decoded; {done}."
-        )
-
-
-def _plain_url(ctx: typer.Context) -> str | None:
-    """The database URL when it is known without reading settings: the option, else
-    ``DATABASE_URL``, else the default when no ``.env`` file could name another."""
-    import os
-
-    url = options(ctx).database_url or os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    if os.path.exists(".env"):
-        return None
-    return "sqlite:///voxeldb.sqlite3"
+    for line in report_lines(info):
+        out.print(line, markup=False)
 
 
 def _fast_frame(

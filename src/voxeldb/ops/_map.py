@@ -39,6 +39,7 @@ from voxeldb.ops._map_colors import (
     read_colors,
     resolve_color,
 )
+from voxeldb.ops._map_pixels import column_colours, shade
 
 if TYPE_CHECKING:
     from voxeldb import Database
@@ -73,8 +74,6 @@ DEFAULT_RADIUS = 16
 """The radius around an explicit centre when none is given."""
 _STRIP_CHUNKS = 4096
 """Chunk summaries read per query (~1.2 MiB stored, 12 MiB decoded)."""
-_SHADE_ROWS = 1024
-"""Pixel rows shaded at a time (bounds the float temporaries)."""
 IMAGE_FORMATS = {
     ".png": "PNG",
     ".jpg": "JPEG",
@@ -287,7 +286,7 @@ def draw_map(
         if found:
             keys = np.asarray(found, dtype=np.int64)
             zi, xi = keys[:, 1] - cz0, keys[:, 0] - cx0
-            colours, top_y = _column_colours(summaries, palette, unknown)
+            colours, top_y = column_colours(summaries, palette, unknown, VOID)
             rgb_view[zi, :, xi] = colours
             height_view[zi, :, xi] = top_y
             present += len(found)
@@ -296,7 +295,7 @@ def draw_map(
 
     if north == "+z":  # +z at the top: the picture's rows run from the largest z down
         rgb, heights = rgb[::-1], heights[::-1]
-    _shade(rgb, heights)
+    shade(rgb, heights)
     image = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
     if grid:
         draw = ImageDraw.Draw(image)
@@ -317,10 +316,13 @@ def draw_map(
             bottom_right=((cx0 + nx) * 16 - 1, z_bottom),
             background=BACKGROUND,
         )
-    options: dict[str, Any] = {"quality": 95} if image_format in ("JPEG", "WEBP") else {}
-    if image_format == "PNG":  # zlib level 3: a third of the time of 6, 5 % larger
-        options["compress_level"] = 1 if width * depth_px > 4_000_000 else 3
-    image.save(target, format=image_format, **options)
+    if image_format == "PNG":
+        from voxeldb.ops._map_png import write_png
+
+        write_png(target, np.asarray(image))
+    else:
+        options: dict[str, Any] = {"quality": 95} if image_format in ("JPEG", "WEBP") else {}
+        image.save(target, format=image_format, **options)
     names = tuple(palette.names[i] for i, _ in unknown.most_common())
     return MapInfo(
         target,
@@ -343,57 +345,6 @@ def _north(world: MapWorld, north: str | None) -> str:
             f"north must be one of {', '.join(NORTHS)}, got {value!r}", field="north"
         )
     return str(value)
-
-
-def _column_colours(
-    summaries: Summaries, palette: Palette, unknown: collections.Counter[int]
-) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int16]]:
-    """The unshaded colour ``(n, 16, 16, 3)`` and top height of every column of a strip.
-
-    A translucent top is blended over the under block's colour: ``k`` blocks of alpha ``a``
-    hide ``1 - (1 - a)^k`` of it (``k`` = top y - under y).
-    """
-    top, under = summaries.top_id, summaries.under_id
-    palette.cover((top, under))
-    ids, counts = np.unique(top[palette.unknown[top]], return_counts=True)
-    unknown.update(dict(zip(ids.tolist(), counts.tolist(), strict=True)))
-    mixed: npt.NDArray[np.floating[Any]] = palette.rgb[top]
-    alpha = palette.alpha[top]
-    see_through = (alpha < 1.0) & (summaries.under_y >= 0)
-    if see_through.any():
-        depth = np.maximum(summaries.top_y.astype(np.float32) - summaries.under_y, 1.0)
-        cover = np.where(see_through, 1.0 - (1.0 - alpha) ** depth, 1.0)[..., None]
-        mixed = mixed * cover + palette.rgb[under] * (1.0 - cover)
-    colour = np.clip(mixed, 0, 255).astype(np.uint8)
-    colour[summaries.top_y < 0] = VOID
-    return colour, summaries.top_y
-
-
-def _shade(rgb: npt.NDArray[np.uint8], heights: npt.NDArray[np.int16]) -> None:
-    """Brighter with height, hill shading from the slope towards the top (north), in place."""
-    solid = heights >= 0
-    if not solid.any():
-        return
-    counts = np.bincount(heights[solid].astype(np.int64))
-    cumulative = np.cumsum(counts) / counts.sum()
-    lo = float(np.searchsorted(cumulative, 0.02))
-    hi = float(np.searchsorted(cumulative, 0.98))
-    if hi <= lo:  # flat: the middle brightness
-        lo, hi = lo - 1.0, lo + 1.0
-    span = hi - lo
-    for start in range(0, len(heights), _SHADE_ROWS):
-        stop = min(len(heights), start + _SHADE_ROWS)
-        h = heights[start:stop].astype(np.float32)
-        # The row above each row (the first row is its own): the neighbour towards north.
-        north = heights[max(start - 1, 0) : stop - 1].astype(np.float32)
-        if start == 0:
-            north = np.vstack([h[:1], north])
-        ok = (h >= 0) & (north >= 0)
-        shade = 0.65 + 0.5 * np.clip((h - lo) / span, 0.0, 1.0)
-        shade *= 1.0 + np.clip(np.where(ok, h - north, 0), -3, 3) * 0.06
-        band = rgb[start:stop]
-        shaded = np.clip(band * shade[..., None], 0, 255).astype(np.uint8)
-        band[...] = np.where((h >= 0)[..., None], shaded, band)
 
 
 def _output(path: str | os.PathLike[str], world_name: str) -> tuple[Path, str]:

@@ -15,10 +15,8 @@ colour made from a hash of it, and is counted.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from collections.abc import Iterable, Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +81,13 @@ def read_colors(path: str | os.PathLike[str]) -> dict[str, Color]:
 @functools.cache
 def builtin_colors() -> Mapping[str, Color]:
     """Every built-in table, merged (read once per process from the installed package)."""
-    data = resources.files("voxeldb") / "data"
+    # Beside the package on disk (always, installed or not); importlib.resources only for a
+    # package that is not (a zip): importing it costs more than reading the tables.
+    data: Any = Path(__file__).resolve().parent.parent / "data"
+    if not data.is_dir():  # pragma: no cover - voxeldb imported from a zip
+        from importlib import resources
+
+        data = resources.files("voxeldb") / "data"
     table: dict[str, Color] = {}
     for name in BUILTIN_TABLES:
         table.update(parse_colors((data / name).read_text(encoding="utf-8"), name))
@@ -92,7 +96,12 @@ def builtin_colors() -> Mapping[str, Color]:
 
 def fallback_color(kind: str) -> tuple[int, int, int]:
     """The stable colour of a name no table knows (a hash of it, mid-tones)."""
-    digest = hashlib.blake2b(kind.encode(), digest_size=3).digest()
+    try:  # hashlib's own blake2b, without hashlib loading OpenSSL (10 ms of a map)
+        from _blake2 import blake2b
+    except ImportError:  # pragma: no cover - not CPython
+        from hashlib import blake2b
+
+    digest = blake2b(kind.encode(), digest_size=3).digest()
     return (64 + digest[0] // 2, 64 + digest[1] // 2, 64 + digest[2] // 2)
 
 
