@@ -7,15 +7,15 @@ zlib, 3 none, 4 LZ4 as lz4-java's ``LZ4BlockOutputStream`` writes it; +128 means
 is in an external ``c.X.Z.mcc`` file beside the region file) and the compressed NBT.
 
 The parent reads region files one at a time and hands small batches of still-compressed
-chunks to :func:`parse_batch`, which runs in worker processes: decompress, parse the NBT
-(``nbtlib``), unpack every section's ``block_states`` (1.18+: a palette and indices packed
-in 64-bit longs, at least 4 bits each, never spanning two longs) with numpy.
+chunks to :func:`parse_batch`, which runs in worker processes: decompress, read the NBT
+tags the import needs (``_nbt``; block entities with ``nbtlib``), unpack every section's
+``block_states`` (1.18+: a palette and indices packed in 64-bit longs, at least 4 bits each,
+never spanning two longs) with numpy.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 import re
 import struct
 import zlib
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import lz4.block
-import nbtlib  # type: ignore[import-untyped]
 import numpy as np
 
+from voxeldb.ops._import._nbt import Entry, parse_block_entities, read_chunk
 from voxeldb.ops._import._parsed import AIR_KEY, Column, LocalPalette, plain_json, state_key
 
 __all__ = [
@@ -164,33 +164,27 @@ def decompress(compression: int, payload: bytes) -> bytes:
     raise ValueError(f"compression type {compression} is not supported")
 
 
-_get = dict.get
-_KEYS: dict[tuple[Any, ...], str] = {}
+_KEYS: dict[Entry, str] = {}
 """Palette entry -> state key, per process (a world has some thousands of states)."""
 
 
-def _block_key(entry: Any) -> str:
-    # dict's own get: nbtlib's Compound.get parses paths, ten times slower.
-    properties = _get(entry, "Properties")
-    memo = (_get(entry, "Name"), tuple(properties.items()) if properties else ())
-    key = _KEYS.get(memo)
+def _block_key(entry: Entry) -> str:
+    key = _KEYS.get(entry)
     if key is None:
         if len(_KEYS) > 100_000:
             _KEYS.clear()
-        key = _KEYS[memo] = _entry_key(entry)
+        key = _KEYS[entry] = _entry_key(entry)
     return key
 
 
-def _entry_key(entry: Any) -> str:
-    name = str(entry["Name"])
+def _entry_key(entry: Entry) -> str:
+    name, properties = entry
     if name in AIR_NAMES:
         return AIR_KEY
     state: dict[str, Any] = {"type": name}
-    properties = entry.get("Properties")
-    if properties:
-        for key, value in properties.items():
-            # A property named "type" (slabs, chests) must not replace the block's name.
-            state["type_" if key == "type" else str(key)] = str(value)
+    for key, value in properties:
+        # A property named "type" (slabs, chests) must not replace the block's name.
+        state["type_" if key == "type" else key] = value
     return state_key(state)
 
 
@@ -221,46 +215,46 @@ def parse_chunk_nbt(cx: int, cz: int, raw: bytes) -> Column:
     """A column from a chunk's decompressed NBT (``skipped`` when not fully generated)."""
     if not any(p in raw for p in _FULL_PATTERNS):
         return Column(cx, cz, skipped="not_full")
-    root = nbtlib.File.parse(io.BytesIO(raw))
-    if "Level" in root:
+    root = read_chunk(raw)
+    if root.old:
         raise ValueError(
-            f"written by Minecraft before 1.18 (DataVersion {int(root.get('DataVersion', 0))}): "
+            f"written by Minecraft before 1.18 (DataVersion {root.data_version or 0}): "
             "open the world in 1.18 or newer to upgrade it"
         )
-    if str(root.get("Status", "")) not in _FULL:
+    if root.status not in _FULL:
         return Column(cx, cz, skipped="not_full")
-    if "sections" not in root:
+    if root.sections is None:
         raise ValueError("it has no sections")
-    x, z = int(root["xPos"]), int(root["zPos"])
-    if (x, z) != (cx, cz):
-        raise ValueError(f"its data says it is chunk ({x}, {z})")
+    if root.x is None or root.z is None:
+        raise ValueError("it has no xPos or zPos")
+    if (root.x, root.z) != (cx, cz):
+        raise ValueError(f"its data says it is chunk ({root.x}, {root.z})")
     palette = LocalPalette()
     column = Column(cx, cz)
-    for section in root["sections"]:
-        states = _get(section, "block_states")
-        if states is None:
+    for section in root.sections:
+        if not section.has_states:
             continue
-        entries = _get(states, "palette")
+        if section.y is None:
+            raise ValueError("a section has no Y")
+        entries = section.palette
         if entries is None:
-            raise ValueError(f"section {int(section['Y'])} has block states without a palette")
+            raise ValueError(f"section {section.y} has block states without a palette")
+        if not entries:
+            raise ValueError(f"section {section.y} has an empty palette")
         local = np.array([palette.id_of(_block_key(e)) for e in entries], dtype=np.uint16)
-        if not len(local):
-            raise ValueError(f"section {int(section['Y'])} has an empty palette")
-        data = _get(states, "data")
-        if data is None:
+        if section.data is None:
             if local[0] == 0:
                 continue  # all air
             indices = np.full((16, 16, 16), local[0], dtype=np.uint16)
         else:
-            indices = local[section_indices(len(entries), data)]
+            indices = local[section_indices(len(entries), section.data)]
             if not indices.any():
                 continue
-        column.sections.append((int(section["Y"]), indices))
+        column.sections.append((section.y, indices))
     column.palette = palette.keys
     metadata: dict[str, Any] = {"source": "anvil"}
-    entities = root.get("block_entities")
-    if entities:
-        metadata["block_entities"] = plain_json(entities)
+    if root.block_entities is not None:
+        metadata["block_entities"] = plain_json(parse_block_entities(root.block_entities))
     column.metadata = metadata
     return column
 
@@ -296,12 +290,12 @@ def chunk_shape(raw: bytes) -> tuple[int, int] | None:
     """``(min_y, height)`` a full chunk's NBT implies, or None for a chunk not full."""
     if not any(p in raw for p in _FULL_PATTERNS):
         return None
-    root = nbtlib.File.parse(io.BytesIO(raw))
-    if "Level" in root:
-        raise OldChunkError(int(root.get("DataVersion", 0)))
-    if str(root.get("Status", "")) not in _FULL or "sections" not in root:
+    root = read_chunk(raw)
+    if root.old:
+        raise OldChunkError(root.data_version or 0)
+    if root.status not in _FULL or root.sections is None:
         return None
-    min_y = int(root.get("yPos", -4)) * 16
-    tops = [int(s["Y"]) for s in root["sections"] if "block_states" in s]
+    min_y = (root.y if root.y is not None else -4) * 16
+    tops = [s.y for s in root.sections if s.has_states and s.y is not None]
     top = max(tops, default=min_y // 16 + 23)
     return min_y, max(16, (top + 1) * 16 - min_y)
