@@ -27,7 +27,7 @@ from voxeldb.cli._migrate import migrate
 from voxeldb.cli._setup import generate, setup
 from voxeldb.cli._snapshot import snapshot_app
 
-__all__ = ["app", "main", "run"]
+__all__ = ["app", "run"]
 
 app = typer.Typer(
     name="voxeldb",
@@ -170,8 +170,3 @@ def run(argv: list[str] | None = None) -> int:
             raise
         return _fail(message)
     return rv if isinstance(rv, int) else 0
-
-
-def main() -> None:
-    """The ``voxeldb`` console script."""
-    sys.exit(run())

@@ -9,9 +9,8 @@ else returns None and the typer command (``_map.map_command``) runs instead: hel
 ``--rebuild-summaries``, another database, a world the file does not hold, and every
 mistake in the arguments, so that typer alone words the usage errors.
 
-To save anything it must run before ``voxeldb.cli._app`` (typer) is imported, that is from
-``voxeldb.cli.main``; until that entry point calls it, the typer command reads the same
-SQLite file the same way, after paying for typer.
+It runs before ``voxeldb.cli._app`` (typer) is imported: ``voxeldb.cli.main`` offers it
+the arguments first.
 """
 
 from __future__ import annotations
