@@ -157,14 +157,22 @@ def _held_out_terrain(dtype: type, seed: int) -> npt.NDArray[np.generic]:
     return a
 
 
+_NO_PRESENCE = {"PRESENT_LIMIT": 0}
 _PATHS = {  # what to switch off, and the path that leaves
     "ids not small": {"SMALL_IDS": 0},
-    "no bit masks": {"SMALL_IDS": 0, "FEW_IDS": 0},
-    "binary search": {"TABLE_LIMIT": 0},
-    "no bit masks, binary search": {"SMALL_IDS": 0, "FEW_IDS": 0, "TABLE_LIMIT": 0},
-    "sorting sections": {"SMALL_IDS": 0, "NOISY_RUNS": 0},
-    "never sorting sections": {"SMALL_IDS": 0, "FEW_IDS": 0, "NOISY_RUNS": 2},
-    "no id table": {"REMEMBERED_IDS": 0},
+    "presence table always": {"SMALL_IDS": 0, "PRESENT_LIMIT": 1 << 30},
+    "no presence table": _NO_PRESENCE,
+    "no bit masks": {"SMALL_IDS": 0, "FEW_IDS": 0, **_NO_PRESENCE},
+    "binary search": {"TABLE_LIMIT": 0, **_NO_PRESENCE},
+    "no bit masks, binary search": {
+        "SMALL_IDS": 0,
+        "FEW_IDS": 0,
+        "TABLE_LIMIT": 0,
+        **_NO_PRESENCE,
+    },
+    "sorting sections": {"SMALL_IDS": 0, "NOISY_RUNS": 0, **_NO_PRESENCE},
+    "never sorting sections": {"SMALL_IDS": 0, "FEW_IDS": 0, "NOISY_RUNS": 2, **_NO_PRESENCE},
+    "no id table": {"REMEMBERED_IDS": 0, **_NO_PRESENCE},
 }
 
 
@@ -200,6 +208,51 @@ def test_every_palette_path_writes_the_same_bytes(
         assert encode_chunk(a) == data
         assert encode_chunk(a) == data  # again, with the thread's id table warm
         assert_same(decode_chunk(data), a)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
+def test_presence_table_with_every_id_of_a_byte_in_one_section(
+    dtype: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ids 0..255 all in one section: its palette of 256 counts to 0 in a byte."""
+    a = np.concatenate([section_with(np.arange(256), dtype, 1), section_with([40, 255], dtype, 2)])
+    data = encode_chunk(a)
+    assert list(parse(data).body[:2]) == [8, 4]
+    monkeypatch.setattr(_palette, "PRESENT_LIMIT", 0)
+    assert encode_chunk(a) == data
+    assert_same(decode_chunk(data), a)
+
+
+def _runs_of(ids: npt.NDArray[np.uint16]) -> npt.NDArray[np.uint16]:
+    """Terrain-like sections (long runs) using every one of ``ids``, large and spread out so
+    that the chunk takes the thread's id table, not the presence table."""
+    runs = np.repeat(ids, -(-8192 // ids.size))[:8192].reshape(32, 16, 16)
+    return np.concatenate([runs, runs[::-1, ::-1], np.full((16, 16, 16), ids[0], np.uint16)])
+
+
+@pytest.mark.parametrize("known", [20, 31, 32, 40, 63, 64])
+def test_an_id_the_threads_table_does_not_know_is_never_numbered_as_another(
+    known: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table of the last chunks' ids maps every other id to the masks' top bit (31 or
+    63): a chunk with such an id leaves the table's path, whatever the table's size."""
+    ids = np.arange(known, dtype=np.uint16) * 400 + 1000
+    first = _runs_of(ids)
+    tables: list[int] = []
+    masks = _palette._masks
+    monkeypatch.setattr(_palette, "_masks", lambda c, b: tables.append(b) or masks(c, b))
+    # Ids between the known ones, below them all, and equal to a code's or the top bit's.
+    for extra in (1001, 999, known - 1, 31, 63):
+        second = first.copy()
+        second[20, 5, 5] = extra
+        _palette._known.__dict__.clear()
+        alone = encode_chunk(second)
+        _palette._known.__dict__.clear()
+        encode_chunk(first)  # the thread now knows the ids of ``first`` only
+        tables.clear()
+        assert encode_chunk(second) == alone
+        assert tables == ([] if known == 64 else [5 if known < 32 else 6])  # the table was tried
+        assert_same(decode_chunk(alone), second)
 
 
 def test_the_ids_of_earlier_chunks_never_change_the_bytes() -> None:

@@ -30,13 +30,14 @@ def encode_chunk(
     method = resolve(compression, level)
     sections = as_sections(blocks)
     flags = 0
-    body = encode_sections(sections)
-    if body is None:  # the palettes do not pay (noise): store the array as it is
+    packed = encode_sections(sections)
+    if packed is None:  # the palettes do not pay (noise): store the array as it is
         flags |= FLAG_PLAIN
-        body = sections.tobytes()
+        packed = sections.reshape(-1).view(np.uint8)
+    body = packed.data  # the compressors read the array's memory: no copy
     compressor, payload = compress(body, method)
     header = Header(
-        sections.itemsize, flags, compressor, sections.shape[0] * 16, len(body), len(payload)
+        sections.itemsize, flags, compressor, sections.shape[0] * 16, body.nbytes, len(payload)
     )
     return pack_frame(header, payload)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Final, NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol, TypeAlias
 
 import lz4.block
 import zstandard
@@ -38,6 +38,8 @@ __all__ = [
     "resolve",
 ]
 
+# What the compressors take: the encoder hands over a view of its numpy buffer, no copy.
+Body: TypeAlias = bytes | memoryview
 # The largest body: a plain array of 4096 x 16 x 16 uint32. Nothing may allocate more.
 MAX_BODY_SIZE: Final = 4096 * 256 * 4
 # The header id of "not compressed".
@@ -62,7 +64,7 @@ class Compressor(Protocol):
         """The levels ``compression_level`` may take."""
         ...
 
-    def compress(self, body: bytes, level: int | None) -> bytes:
+    def compress(self, body: Body, level: int | None) -> bytes:
         """The compressed body, with no size prefix (the header holds the size)."""
         ...
 
@@ -85,7 +87,7 @@ class LZ4Compressor:
     name: Final = "lz4"
     levels: Final = range(1, 13)
 
-    def compress(self, body: bytes, level: int | None) -> bytes:
+    def compress(self, body: Body, level: int | None) -> bytes:
         packed: bytes
         if level is None:
             packed = lz4.block.compress(body, store_size=False)
@@ -146,7 +148,7 @@ class ZstdCompressor:
             ctx = self._local.decompressor = zstandard.ZstdDecompressor()
         return ctx
 
-    def compress(self, body: bytes, level: int | None) -> bytes:
+    def compress(self, body: Body, level: int | None) -> bytes:
         return self._compressor(self.default_level if level is None else level).compress(body)
 
     def decompress(
@@ -189,6 +191,10 @@ class Method(NamedTuple):
 
 def resolve(compression: object, level: object = None) -> Method:
     """Check a compression name and level; :class:`ValidationError` (a ValueError) if bad."""
+    if level is None and type(compression) is str:
+        known = _PLAIN_METHODS.get(compression)
+        if known is not None:
+            return known
     if compression == "none" and isinstance(compression, str):
         if level is not None:
             raise ValidationError(
@@ -214,9 +220,15 @@ def resolve(compression: object, level: object = None) -> Method:
 
 
 DEFAULT: Final = Method(LZ4, None)
+# The methods without a level, the common case, checked once.
+_PLAIN_METHODS: Final[Mapping[str, Method]] = {
+    "lz4": DEFAULT,
+    "zstd": Method(ZSTD, None),
+    "none": Method(None, None),
+}
 
 
-def compress(body: bytes, method: Method = DEFAULT) -> tuple[int, bytes]:
+def compress(body: Body, method: Method = DEFAULT) -> tuple[int, Body]:
     """The header's compressor id and the payload: compressed only where that is smaller."""
     compressor = method.compressor
     if compressor is not None:
@@ -244,9 +256,10 @@ def decompress(
     compressor = COMPRESSORS.get(compressor_id)
     if compressor is None:
         raise ChunkFormatError(f"corrupt chunk header: unknown compressor id {compressor_id}")
-    name = compressor.name.upper() if compressor is LZ4 else compressor.name
     if len(payload) >= body_size:
-        raise ChunkFormatError(f"corrupt chunk: {name} payload that is not smaller than its body")
+        raise ChunkFormatError(
+            f"corrupt chunk: {_shown(compressor)} payload that is not smaller than its body"
+        )
     if body_size > MAX_BODY_SIZE:
         raise ChunkFormatError(
             f"corrupt chunk: declared body size {body_size} is past the limit {MAX_BODY_SIZE}"
@@ -254,6 +267,11 @@ def decompress(
     body = compressor.decompress(payload, body_size, writable=writable)
     if len(body) != body_size:
         raise ChunkFormatError(
-            f"corrupt chunk: {name} payload gives {len(body)} bytes, header says {body_size}"
+            f"corrupt chunk: {_shown(compressor)} payload gives {len(body)} bytes, "
+            f"header says {body_size}"
         )
     return body
+
+
+def _shown(compressor: Compressor) -> str:
+    return compressor.name.upper() if compressor is LZ4 else compressor.name

@@ -39,6 +39,7 @@ DTYPES: Final[dict[int, np.dtype[Any]]] = {2: np.dtype("<u2"), 4: np.dtype("<u4"
 # magic, version, dtype code, flags, compressor id (v1: reserved), height, body size, payload size
 _HEADER: Final = struct.Struct("<4sBBBBIII")
 _CRC: Final = struct.Struct("<I")
+_HEADER_CRC: Final = struct.Struct("<4sBBBBIIII")
 HEADER_SIZE: Final = _HEADER.size + _CRC.size
 
 
@@ -70,7 +71,7 @@ class Header(NamedTuple):
         return 1 if self.compressor in (NO_COMPRESSION, LZ4.id) else 2
 
 
-def pack_frame(header: Header, payload: bytes) -> bytes:
+def pack_frame(header: Header, payload: bytes | memoryview) -> bytes:
     """The encoded chunk: header, checksum of header and payload, payload."""
     version = header.version
     if version == 1:
@@ -103,7 +104,9 @@ def parse_frame(data: object) -> tuple[Header, memoryview]:
         raise ChunkFormatError(
             f"encoded chunk truncated: {size} bytes, the header alone is {HEADER_SIZE}"
         )
-    magic, version, code, flags, byte7, height, body_size, payload_size = _HEADER.unpack_from(view)
+    magic, version, code, flags, byte7, height, body_size, payload_size, crc = (
+        _HEADER_CRC.unpack_from(view)
+    )
     if magic != MAGIC:
         raise ChunkFormatError(f"not a voxeldb chunk: unknown magic {magic!r} (expected {MAGIC!r})")
     if version not in VERSIONS:
@@ -121,7 +124,6 @@ def parse_frame(data: object) -> tuple[Header, memoryview]:
         raise ChunkFormatError(
             f"encoded chunk has {stored - payload_size} trailing bytes after its payload"
         )
-    (crc,) = _CRC.unpack_from(view, _HEADER.size)
     payload = view[HEADER_SIZE:]
     if zlib.crc32(payload, zlib.crc32(view[: _HEADER.size])) != crc:
         raise ChunkFormatError("corrupted chunk: checksum mismatch")
@@ -164,6 +166,8 @@ def _check_fields(header: Header) -> None:
 
 
 def _bytes_view(data: object) -> memoryview:
+    if type(data) is bytes:  # what the stores hand in: already a flat byte buffer
+        return memoryview(data)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ChunkFormatError(
             f"encoded chunk must be bytes, bytearray or memoryview, got {type(data).__name__}"

@@ -1,29 +1,34 @@
 """Encoder side of the sections: each section's palette, mode and packed indices.
 
-One path for any ids, palette sizes and both dtypes, every step one numpy operation over
-all sections at once (no loop over sections or blocks):
+Every step is one numpy operation over all the chunk's non-uniform sections at once (no
+loop over sections or blocks), and every path gives the same bytes (the tests check by
+switching each one off). :func:`choose` takes the first that applies:
 
-1. **Run starts.** Every id of a section first appears where the block before it differs
-   (or at the section's start), and neighbouring blocks are mostly equal, so palettes are
-   found from those few thousand positions only.
-2. **Palettes.** With at most :data:`FEW_IDS` distinct ids in the chunk (most terrain),
-   the ids are numbered 0.. in order and go the bit-mask way: per-section presence masks,
-   and one gather that maps two neighbouring blocks straight to their packed byte (ids
-   already below :data:`SMALL_IDS` skip the numbering). With more, the (section, id) pairs
-   at the run starts, made unique by one sort, are all the palettes in order; if runs are
-   short (noise), a sort of every section instead, sparing sections that stay plain.
-3. **Indices** by one gather through a stacked per-section id -> index table (ids too
-   large for such a table, uint32 worlds: one binary search of the sorted pairs).
-
-Each thread remembers the (at most 64) ids of the chunks it encoded last and their
-id -> number table: a world's chunks share most of their ids, so a chunk whose ids are all
-known skips step 1 and goes straight to the bit masks.
-
-All choices give the same bytes; the tests check by switching each one off.
+1. **Small ids** (all below :data:`SMALL_IDS`, generated terrain): per-section presence bit
+   masks of the ids, and one gather that maps two neighbouring blocks straight to their
+   packed byte.
+2. **Presence table** (sections x id span at most :data:`PRESENT_LIMIT`: worlds of a few
+   hundred states, such as real Minecraft chunks): one scatter of every block into a stacked
+   (section, id) presence table gives all palettes in order, its running count the id ->
+   index table of every section, and one gather the indices. Real terrain's short runs (ores,
+   caves, stone variants) make the paths below, which start from run starts, slower there.
+3. **Known ids**: each thread remembers the ids (at most 63) of the chunks it encoded last
+   and their id -> number table; a world's chunks share most of their ids, so a chunk whose
+   ids are all known is numbered by one gather and goes the bit-mask way of 1. An id the
+   table does not know gets the masks' top bit, which sends the chunk on to 4.
+4. **Run starts.** Every id of a section first appears where the block before it differs
+   (or at the section's start), so with long runs palettes are found from those few
+   thousand positions: with at most :data:`FEW_IDS` ids in the chunk they are numbered
+   (and remembered for 3) and go the bit-mask way; with more, the (section, id) pairs at the
+   run starts, made unique by one sort, are all the palettes in order. Short runs (noise):
+   a sort of every section instead, sparing sections that stay plain. Indices then by one
+   gather through a stacked per-section id -> index table (ids too large for such a table,
+   uint32 worlds: one binary search of the sorted pairs).
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any, Final, NamedTuple
 
@@ -43,8 +48,9 @@ FEW_IDS = 64
 # Chunks whose ids are all below this number their blocks through a table (2 bytes per id)
 # that the thread keeps; others by binary search. Read at each call.
 REMEMBERED_IDS = 1 << 17
-# Per thread: the ids of the chunks encoded last (at most FEW_IDS, sorted) and their
-# id -> number table. Only a shortcut: the bytes never depend on it (tests check).
+# Per thread: the ids of the chunks encoded last (fewer than FEW_IDS, sorted), their
+# id -> number table and the mask width they need. Only a shortcut: the bytes never depend
+# on it (tests check).
 _known = threading.local()
 # Past this share of run starts among the blocks (noise), palettes come from sorting whole
 # sections instead. Read at each call: tests set 0 (always sort) or 2 (never).
@@ -52,6 +58,10 @@ NOISY_RUNS = 0.125
 # The largest stacked id -> index table (sections x id span entries, one byte each mostly;
 # its pages are only touched where ids are). Past it: binary search. Read at each call.
 TABLE_LIMIT = 1 << 22
+
+# Chunks whose sections x id span is at most this find palettes and indices through one
+# stacked presence table. Read at each call; a test sets it to 0 to force the other paths.
+PRESENT_LIMIT = 1 << 15
 
 # A 16-bit palette section stores 4 + 4p + 8192 bytes; it is used only while that is less
 # than the plain section (16384 bytes of uint32), i.e. p <= 2046.
@@ -67,14 +77,35 @@ def _mode_table(max16: int) -> npt.NDArray[np.uint8]:
 
 _MODES_U16: Final = _mode_table(256)  # a 16-bit palette never beats plain uint16
 _MODES_U32: Final = _mode_table(_MAX_P16)
+# Palette size modulo 256 (a uint8 running count) -> mode, for palettes of at most 256.
+_MODES_BY_COUNT8: Final = _MODES_U16[:256].copy()
+_MODES_BY_COUNT8[0] = 8
+# Section k's row of a stacked (section, id) table starts at k * span.
+_ROW_STEPS16: Final = np.arange(MAX_SECTIONS, dtype=np.uint16)[:, None]
+_ROW_STEPS32: Final = np.arange(MAX_SECTIONS, dtype=np.uint32)[:, None]
+_LITTLE: Final = sys.byteorder == "little"
 _ONE32: Final = np.uint32(1)
 _ONE64: Final = np.uint64(1)
+# Bit masks of the codes below 0, 1, 2, ... (32 and 64 bits).
+_BELOW32: Final = (_ONE32 << np.arange(32, dtype=np.uint32)) - _ONE32
+_BELOW64: Final = (_ONE64 << np.arange(64, dtype=np.uint64)) - _ONE64
 # (section, id0, id1) -> one key into the stacked pair tables of the bit-mask path.
 _ROW1024: Final = (np.arange(MAX_SECTIONS, dtype=np.uint32) << 10)[:, None]
 _ROW4096: Final = (np.arange(MAX_SECTIONS, dtype=np.uint32) << 12)[:, None]
 _SECTION_STARTS: Final = np.arange(MAX_SECTIONS, dtype=np.intp) * SECTION_BLOCKS
 # Shared by every thread: make accidental writes fail loudly.
-for _table in (_MODES_U16, _MODES_U32, _ROW1024, _ROW4096, _SECTION_STARTS):
+for _table in (
+    _MODES_U16,
+    _MODES_U32,
+    _MODES_BY_COUNT8,
+    _BELOW32,
+    _BELOW64,
+    _ROW_STEPS16,
+    _ROW_STEPS32,
+    _ROW1024,
+    _ROW4096,
+    _SECTION_STARTS,
+):
     _table.flags.writeable = False
 
 
@@ -84,36 +115,39 @@ class Palettes(NamedTuple):
     values: Array  # all palettes, row by row, each in increasing order
     row: npt.NDArray[np.intp]  # the row each palette entry belongs to
     rank: Array  # each entry's index in its palette
-    sizes: npt.NDArray[np.intp]  # palette sizes
-    local: Array  # (rows, 4096) indices, or (rows, 2048) pair codes
-    pairs: bool = False
+    sizes: npt.NDArray[np.intp] | None  # palette sizes (None: no 16-bit palettes)
+    local: Array  # (rows, 4096) indices, or (rows, 2048) keys into ``pairs``
+    # For pair keys: the stacked per-section table of what two neighbouring blocks pack to.
+    pairs: Array | None = None
 
 
 class Choice(NamedTuple):
     """What the encoder does with each non-uniform section."""
 
-    palettes: Palettes | None  # of the sections that are not plain, if any
+    palettes: Palettes | None  # of the sections that are not plain (mode 255), if any
     modes: npt.NDArray[np.uint8]  # one per non-uniform section
-    plain: npt.NDArray[np.bool_] | None  # which sections stay plain, None if none do
 
 
-def choose(mixed: Array, highest: Array) -> Choice:
+def choose(mixed: Array, top: int) -> Choice:
     """Palettes and modes of the non-uniform sections ``mixed`` (rows of 4096 ids).
 
-    ``highest`` is each row's largest id.
+    No id in ``mixed`` is above ``top``; the closer it is, the better the path chosen.
     """
     wide = mixed.itemsize == 4
     modes_by_size = _MODES_U32 if wide else _MODES_U16
-    top = int(highest.max())
     if top < SMALL_IDS:
-        small = _palettes_small(mixed, modes_by_size, 5)
-        return Choice(small, modes_by_size.take(small.sizes), None)
+        return _bit_masks(mixed, None, modes_by_size, _masks(mixed, 5), 5)
+    if mixed.shape[0] * (top + 1) <= PRESENT_LIMIT:
+        return _choose_present(mixed, top + 1, modes_by_size)
     known: Array | None = getattr(_known, "ids", None)
-    if known is not None and known.dtype == mixed.dtype and top <= int(known[-1]):
+    if known is not None and known.dtype == mixed.dtype and top <= _known.top:
         # The ids of the chunks before, if they cover this one's: no need to find its ids.
+        # Ids it does not know all get the code of the masks' top bit, unused otherwise.
         codes = _known.table.take(mixed)
-        if int(codes.max()) < known.size:
-            return _choose_few(codes, known, modes_by_size, None)
+        bits = _known.bits
+        masks = _masks(codes, bits)
+        if not int(np.bitwise_or.reduce(masks)) >> ((1 << bits) - 1):
+            return _bit_masks(codes, known, modes_by_size, masks, bits)
     limit = _MAX_P16 if wide else 256  # sections with more ids stay plain
     starts = _run_starts(mixed)
     noisy = np.count_nonzero(starts) > mixed.size * NOISY_RUNS  # short runs: sort sections
@@ -126,13 +160,14 @@ def choose(mixed: Array, highest: Array) -> Choice:
             ids, table = _remember(ids, known)
             codes, at_codes = table.take(mixed), table.take(at_ids)
         else:
-            codes = np.searchsorted(ids, mixed).astype(np.uint16)
+            codes = np.searchsorted(ids, mixed).astype("<u2")
             at_codes = np.searchsorted(ids, at_ids).astype(np.uint16)
         # Each section's ids are those at its run starts: its bit mask needs only those.
-        one = _ONE32 if ids.size <= 32 else _ONE64
+        bits = 5 if ids.size <= 32 else 6
+        one = _ONE32 if bits == 5 else _ONE64
         section_runs = np.searchsorted(at, _SECTION_STARTS[: mixed.shape[0]])
         masks = np.bitwise_or.reduceat(np.left_shift(one, at_codes, dtype=one.dtype), section_runs)
-        return _choose_few(codes, ids, modes_by_size, masks)
+        return _bit_masks(codes, ids, modes_by_size, masks, bits)
     if at is None:
         values, row, sizes = _palettes_sorted(mixed, limit)
     else:
@@ -143,38 +178,80 @@ def choose(mixed: Array, highest: Array) -> Choice:
     if plain.any():
         kept = np.flatnonzero(~plain)
         if not kept.size:
-            return Choice(None, modes, plain)
+            return Choice(None, modes)
         keep_entry = ~plain[row]
         values = values[keep_entry]
         row = np.searchsorted(kept, row[keep_entry])  # renumbered among the kept sections
         sizes = sizes[kept]
         mixed = mixed[kept]
     pal = _index(mixed, values, row, sizes, top)
-    return Choice(pal, modes, plain if plain.any() else None)
+    return Choice(pal, modes)
 
 
-def _choose_few(
-    codes: Array, ids: Array, modes_by_size: npt.NDArray[np.uint8], masks: Array | None
-) -> Choice:
-    """The bit-mask path for blocks numbered by their rank among ``ids`` (at most 64)."""
-    small = _palettes_small(codes, modes_by_size, 5 if ids.size <= 32 else 6, masks)
-    small = small._replace(values=ids.take(small.values))
-    return Choice(small, modes_by_size.take(small.sizes), None)
+def _choose_present(mixed: Array, span: int, modes_by_size: npt.NDArray[np.uint8]) -> Choice:
+    """Ids below ``span`` (few sections x span in all): a stacked (section, id) presence
+    table, filled by one scatter of every block, holds all palettes in order, and its
+    running count is the id -> index table of every section for one gather.
+
+    Unlike the other paths it needs no run starts, which real terrain (short runs of ores,
+    caves and stone variants) has too many of to be cheap."""
+    n = mixed.shape[0]
+    # Added in the ids' own width (no casting inside the ufunc), then widened in one pass:
+    # faster than adding into intp, which the scatter and the gather both want.
+    steps = _ROW_STEPS16 if n * span < 1 << 16 and mixed.itemsize == 2 else _ROW_STEPS32
+    keys = np.add(mixed, steps[:n] * span).astype(np.intp)
+    present = np.zeros((n, span), dtype=bool)
+    present.reshape(-1)[keys] = True
+    counts = present.view(np.uint8)  # summed as bytes: a bool sum would cast as it goes
+    sizes = None
+    if span <= 256:  # no palette is larger than 256: one byte per index
+        index_of = np.add.accumulate(counts, axis=1, dtype=np.uint8)
+        modes = _MODES_BY_COUNT8.take(index_of[:, -1])
+    else:
+        index_of = np.add.accumulate(counts, axis=1, dtype=np.uint16)
+        sizes = index_of[:, -1].astype(np.intp)
+        modes = modes_by_size.take(sizes)
+    index_of -= 1
+    kept_index = index_of
+    if sizes is not None:
+        plain = modes == MODE_PLAIN
+        if plain.any():
+            # Sections past the palette limit stay plain: spare them (noise) the rest.
+            kept = np.flatnonzero(~plain)
+            if not kept.size:
+                return Choice(None, modes)
+            keys, present, sizes, kept_index = (
+                keys[kept],
+                present[kept],
+                sizes[kept],
+                index_of[kept],
+            )
+    row, values = present.nonzero()  # rows numbered among the kept sections
+    rank = kept_index[row, values]
+    local = index_of.reshape(-1).take(keys)  # the keys still name rows of the whole table
+    return Choice(Palettes(values, row, rank, sizes, local), modes)
 
 
 def _remember(ids: Array, known: Array | None) -> tuple[Array, Array]:
     """The ids to number blocks by (``ids``, with the thread's known ids if together they
     are still few) and their id -> number table, which the thread keeps for the next chunk:
-    a world's chunks share most of their ids. Unknown ids map to 0xFFFF."""
+    a world's chunks share most of their ids.
+
+    Unknown ids map to the top code of the masks (31, or 63 past 31 ids), so that a chunk
+    with an id the table does not know shows it in its masks. With 64 ids there is no room
+    for that: the table serves this chunk only."""
     if known is not None and known.dtype == ids.dtype:
         both = _sorted_unique(np.concatenate((known, ids)))
-        if both.size <= FEW_IDS:
+        if both.size < FEW_IDS:
             ids = both
-    table = np.full(int(ids[-1]) + 1, 0xFFFF, dtype=np.uint16)
+    bits = 5 if ids.size < 32 else 6
+    # Little-endian like the blocks, so that two neighbouring codes read as one word.
+    table = np.full(int(ids[-1]) + 1, (1 << bits) - 1, dtype="<u2")
     table[ids] = np.arange(ids.size, dtype=np.uint16)
-    ids.flags.writeable = False
-    table.flags.writeable = False
-    _known.ids, _known.table = ids, table
+    if ids.size < FEW_IDS:
+        ids.flags.writeable = False
+        table.flags.writeable = False
+        _known.ids, _known.table, _known.top, _known.bits = ids, table, int(ids[-1]), bits
     return ids, table
 
 
@@ -263,53 +340,69 @@ def _index(
     return Palettes(values, row, rank, sizes, local)
 
 
-def pack(local: Array, width: int, pairs: bool) -> Array:
-    """Indices (n, 4096), or pair codes (n, 2048), as width-bit streams: (n, 512 * width) bytes."""
-    if pairs:
-        if width == 8:
-            return local.astype("<u2", copy=False).view(np.uint8)
-        return local.astype(np.uint8)  # width 4: a pair code is the packed byte
-    if width == 16:
-        return local.astype("<u2", copy=False)
-    if local.dtype != np.uint8:
-        local = local.astype(np.uint8)
-    if width == 8:
-        return local
-    # Width 4: each little-endian u16 holds two indices in its two bytes; fold the high one down.
-    both: Array = np.ascontiguousarray(local).view("<u2")
-    packed: npt.NDArray[np.uint8] = (both | (both >> 4)).astype(np.uint8)
-    return packed
+def pack(local: Array, width: int, pairs: Array | None, out: Array) -> None:
+    """Write indices (n, 4096), or keys (n, 2048) into the pair table ``pairs``, as
+    width-bit streams into ``out`` (uint8, n rows of 512 * width bytes)."""
+    if pairs is not None:
+        # A pair code is one byte of a 4-bit section and two (little-endian) of an 8-bit one.
+        target = out if width == 4 else out.view("<u2")
+        if pairs.dtype == target.dtype:
+            pairs.take(local, out=target, mode="wrap")
+        else:
+            target[...] = pairs.take(local, mode="wrap")
+    elif width == 4:
+        # Each little-endian word holds two neighbouring indices: fold the second down next
+        # to the first (contiguous whole-word steps are far faster than strided bytes).
+        both = np.ascontiguousarray(local).view("<u2" if local.itemsize == 1 else "<u4")
+        folded = both >> (8 * local.itemsize - 4)
+        folded |= both
+        np.copyto(out, folded, casting="unsafe")
+    elif width == 8:
+        np.copyto(out, local, casting="unsafe")
+    else:
+        out.view("<u2")[...] = local
 
 
-def _palettes_small(
-    mixed: Array, modes_by_size: npt.NDArray[np.uint8], bits: int, masks: Array | None = None
-) -> Palettes:
-    """Ids (or codes) below 64: one bit per id, OR-ed over each section, beats sorting.
+def _masks(codes: Array, bits: int) -> Array:
+    """Each section's presence mask of its codes (below 2 ** bits, 5 or 6)."""
+    one = _ONE32 if bits == 5 else _ONE64
+    # Widened first: a shift that casts as it goes is slower than a cast, then a shift.
+    masks: Array = np.bitwise_or.reduce(np.left_shift(one, codes.astype(one.dtype)), axis=1)
+    return masks
+
+
+def _bit_masks(
+    codes: Array, ids: Array | None, modes_by_size: npt.NDArray[np.uint8], masks: Array, bits: int
+) -> Choice:
+    """Sections of ids (``ids`` None) or codes (ranks among ``ids``) below ``2 ** bits``:
+    one bit per code, OR-ed over each section (``masks``), beats sorting.
 
     ``local`` then holds pair codes: for blocks 2j and 2j+1, ``i0 | i1 << width``, looked up
-    in one gather from a per-section table indexed by both ids, which halves the gather and
-    for 4-bit sections already is the packed byte. Ids are below ``1 << bits`` (5 or 6);
-    ``masks``, if given, are the sections' presence masks (u32 or u64 by ``bits``).
+    in one gather from a per-section table indexed by both codes, which halves the gather and
+    for 4-bit sections already is the packed byte.
     """
-    n = mixed.shape[0]
-    if masks is None:
-        one = _ONE32 if bits == 5 else _ONE64
-        masks = np.bitwise_or.reduce(np.left_shift(one, mixed, dtype=one.dtype), axis=1)
-    mask_bytes = masks.astype("<u4" if bits == 5 else "<u8").view(np.uint8).reshape(n, -1)
-    present = np.unpackbits(mask_bytes, axis=1, bitorder="little")
-    row, values = np.nonzero(present)
-    sizes = np.bincount(row, minlength=n)
-    # index_of[r, id] = index of id in section r's palette (where present).
-    index_of = np.cumsum(present, axis=1, dtype=np.uint16)
-    index_of -= 1
+    n = codes.shape[0]
+    # index_of[r, c] = index of code c in section r's palette (where present): the number
+    # of codes below c present in r.
+    index_of = np.bitwise_count(masks[:, None] & (_BELOW32 if bits == 5 else _BELOW64))
+    modes = modes_by_size.take(np.bitwise_count(masks))
+    le_masks = masks if _LITTLE else masks.byteswap()
+    present = np.unpackbits(le_masks.view(np.uint8).reshape(n, -1), axis=1, bitorder="little")
+    row, values = present.nonzero()
     rank = index_of[row, values]
-    width = modes_by_size.take(sizes).astype(np.uint16)
-    pair_codes = index_of[:, None, :] | (index_of[:, :, None] << width[:, None, None])
-    # Two neighbouring ids in one little-endian word -> id0 | id1 << bits | r << 2 bits.
-    word = mixed.view("<u4" if mixed.itemsize == 2 else "<u8")
-    keys = word >> (8 * mixed.itemsize - bits)
+    # Pair codes of 8-bit sections take two bytes; with only 4-bit ones the table is bytes,
+    # which the gather writes straight into the body.
+    if int(np.maximum.reduce(modes)) > 4:
+        index_of = index_of.astype(np.uint16)
+    pair_codes = np.bitwise_or(
+        index_of[:, None, :], np.left_shift(index_of, modes[:, None])[:, :, None]
+    ).reshape(-1)
+    # Two neighbouring codes in one little-endian word -> c0 | c1 << bits | r << 2 bits.
+    word = codes.view("<u4" if codes.itemsize == 2 else "<u8")
+    keys = word >> (8 * codes.itemsize - bits)
     keys |= word
     keys &= (1 << 2 * bits) - 1
     keys |= _ROW1024[:n] if bits == 5 else _ROW4096[:n]
-    local = pair_codes.reshape(-1).take(keys, mode="wrap")
-    return Palettes(values, row, rank, sizes, local, True)
+    if ids is not None:
+        values = ids.take(values)
+    return Choice(Palettes(values, row, rank, None, keys, pair_codes), modes)

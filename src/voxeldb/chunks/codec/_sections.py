@@ -30,6 +30,8 @@ Array = npt.NDArray[Any]
 # Byte b of 4-bit index data holds indices b & 15 (first) and b >> 4 (second).
 _SPLIT4: Final = np.stack((np.arange(256) & 15, np.arange(256) >> 4), axis=1)
 _SPLIT4.flags.writeable = False
+_MIN: Final = np.minimum.reduce
+_MAX: Final = np.maximum.reduce
 
 
 def as_sections(blocks: object) -> Array:
@@ -59,83 +61,64 @@ def as_sections(blocks: object) -> Array:
     )
 
 
-def encode_sections(sections: Array) -> bytes | None:
-    """The sectioned body of ``sections``, or None where it would not beat the plain array."""
+def encode_sections(sections: Array) -> Array | None:
+    """The sectioned body of ``sections`` as a uint8 array, or None where it would not beat
+    the plain array."""
     nsec = sections.shape[0]
-    lowest = sections.min(axis=1)
-    highest = sections.max(axis=1)
-    mixed_rows = np.flatnonzero(lowest != highest)
+    # The ufuncs' own reductions: the array methods go through Python wrappers first.
+    lowest = _MIN(sections, axis=1)
+    highest = _MAX(sections, axis=1)
+    is_mixed = lowest != highest
+    mixed_rows = is_mixed.nonzero()[0]
     modes = np.zeros(nsec, dtype=np.uint8)
-    data: list[Array] = []  # index data and plain sections, in layout order
-    pal16_sizes: npt.NDArray[np.intp] | None = None
-    if not mixed_rows.size:
-        palettes = lowest
-    else:
-        palettes, pal16_sizes = _encode_mixed(sections, lowest, highest, mixed_rows, modes, data)
-
-    table = modes.tobytes()
-    table += bytes(align4(nsec) - nsec)
-    if pal16_sizes is not None:
-        table += pal16_sizes.astype("<u4").tobytes()
-    pal_bytes = palettes.tobytes()
-    pal_bytes += bytes(align4(len(pal_bytes)) - len(pal_bytes))
-    # Sized before joining: noise would build a body only to throw it away.
-    if len(table) + len(pal_bytes) + sum(d.nbytes for d in data) >= sections.nbytes:
-        return None
-    return b"".join([table, pal_bytes, *(d.tobytes() for d in data)])
-
-
-def _encode_mixed(
-    sections: Array,
-    lowest: Array,
-    highest: Array,
-    mixed_rows: npt.NDArray[np.intp],
-    modes: npt.NDArray[np.uint8],
-    data: list[Array],
-) -> tuple[Array, npt.NDArray[np.intp] | None]:
-    """Fill ``modes`` and ``data``; return the palettes region and the 16-bit palette sizes."""
-    n = mixed_rows.size
-    first = int(mixed_rows[0])
-    if int(mixed_rows[-1]) - first + 1 == n:
-        mixed = sections[first : first + n]  # a view: terrain's mixed sections are one run
-    else:
-        mixed = sections.take(mixed_rows, axis=0)
-    choice = choose(mixed, highest[mixed_rows])
-    modes[mixed_rows] = choice.modes
+    choice = None
+    if mixed_rows.size:
+        n = mixed_rows.size
+        first = int(mixed_rows[0])
+        if int(mixed_rows[-1]) - first + 1 == n:
+            mixed = sections[first : first + n]  # a view: terrain's mixed sections are one run
+        else:
+            mixed = sections.take(mixed_rows, axis=0)
+        choice = choose(mixed, int(_MAX(highest, where=is_mixed, initial=0)))
+        modes[mixed_rows] = choice.modes
     plan = layout(modes.tobytes(), sections.itemsize)
+    pal = None if choice is None else choice.palettes
     slots = plan.fixed_slots
+    base = plan.base
     pal16_sizes = None
-    pal = choice.palettes
+    if plan.is16 is not None:
+        assert pal is not None and pal.sizes is not None
+        pal16_sizes = pal.sizes[plan.is16]
+        base = base.copy()
+        base[plan.is16] = slots + np.cumsum(pal16_sizes) - pal16_sizes
+        slots += int(pal16_sizes.sum())
+    table_size = plan.table_size
+    data_start = align4(table_size + slots * sections.itemsize)
+    size = data_start + plan.data_size
+    if size >= sections.nbytes:  # noise: not worth building
+        return None
+    # One buffer, each part written in place: no joins, and the padding is already zero.
+    body = np.zeros(size, dtype=np.uint8)
+    body[:nsec] = modes
+    if pal16_sizes is not None:
+        body[align4(nsec) : table_size].view("<u4")[:] = pal16_sizes
+    palettes = body[table_size : table_size + slots * sections.itemsize].view(sections.dtype)
+    if plan.uniform is not None:
+        palettes[: plan.uniform.size] = lowest[plan.uniform]
     if pal is not None:
-        indexed = mixed_rows if choice.plain is None else mixed_rows[~choice.plain]
-        base = plan.base[indexed]
-        if plan.n16:
-            is16 = modes[indexed] == MODE_PAL16
-            pal16_sizes = pal.sizes[is16]
-            base[is16] = plan.fixed_slots + np.cumsum(pal16_sizes) - pal16_sizes
-            slots += int(pal16_sizes.sum())
-        palettes = np.zeros(slots, dtype=sections.dtype)
         palettes[base[pal.row] + pal.rank] = pal.values
-        # Row of each indexed section in ``pal.local``.
-        local_row = np.empty(sections.shape[0], dtype=np.intp)
-        local_row[indexed] = np.arange(indexed.size)
-        for g in plan.groups:
-            if g.mode == MODE_UNIFORM or g.mode == MODE_PLAIN:
-                continue
-            if g.start >= 0:
-                i0 = int(local_row[g.start])
-                local = pal.local[i0 : i0 + g.rows.size]
-            else:
-                local = pal.local.take(local_row[g.rows], axis=0)
-            data.append(pack(local, g.mode, pal.pairs))
-    else:
-        palettes = np.zeros(slots, dtype=sections.dtype)
-    uniform = plan.groups[0]
-    if uniform.mode == MODE_UNIFORM:
-        palettes[: uniform.rows.size] = lowest[uniform.rows]
-    if choice.plain is not None:
-        data.append(mixed[choice.plain])
-    return palettes, pal16_sizes
+    for g in plan.groups:
+        if g.mode == MODE_UNIFORM:
+            continue
+        at = data_start + g.data_off
+        out = body[at : at + g.rows.size * g.nbytes].reshape(g.rows.size, -1)
+        if g.mode == MODE_PLAIN:
+            plain = sections[g.start : g.start + g.rows.size] if g.start >= 0 else sections[g.rows]
+            out.view(sections.dtype)[...] = plain
+        else:
+            assert pal is not None and g.indexed is not None
+            pack(pal.local[g.indexed], g.mode, pal.pairs, out)
+    return body
 
 
 def decode_sections(body: Any, nsec: int, dtype: np.dtype[Any], out: Array | None = None) -> Array:
@@ -179,15 +162,15 @@ def decode_sections(body: Any, nsec: int, dtype: np.dtype[Any], out: Array | Non
         elif mode <= 8:
             # Byte b of the k-th section of the group is entry 256 k + b of a stacked table
             # of what that byte expands to (1 value, or 2 for mode 4, as one wider item):
-            # one gather decodes the whole group.
+            # one gather decodes the whole group (a run of sections at a time).
             idx = np.bitwise_or(raw[at : at + n * g.nbytes].reshape(n, g.nbytes), g.row16)
             table = palettes[g.pal_off : g.pal_off + (n << mode)]
             if mode == 4:
                 table = table.reshape(n, 16).take(_SPLIT4, axis=1).view(g.wide).reshape(-1)
-            if g.start >= 0:
-                table.take(idx, out=out[g.start : g.start + n].view(table.dtype), mode="wrap")
-                continue
-            values = table.take(idx, mode="wrap").view(dtype)
+            for start, first, count in g.runs:
+                target = out[start : start + count].view(table.dtype)
+                table.take(idx[first : first + count], out=target, mode="wrap")
+            continue
         elif mode == MODE_PAL16:
             assert pal16_sizes is not None
             idx = np.frombuffer(body, dtype="<u2", count=n * SECTION_BLOCKS, offset=at)
@@ -203,8 +186,6 @@ def decode_sections(body: Any, nsec: int, dtype: np.dtype[Any], out: Array | Non
         else:
             values = np.frombuffer(body, dtype=dtype, count=n * SECTION_BLOCKS, offset=at)
             values = values.reshape(n, SECTION_BLOCKS)
-        if g.start >= 0:
-            out[g.start : g.start + n] = values
-        else:
-            out[g.rows] = values
+        for start, first, count in g.runs:
+            out[start : start + count] = values[first : first + count]
     return out
