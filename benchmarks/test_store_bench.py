@@ -5,8 +5,17 @@ The ratios the project asks for are printed at the end of the run (the "store ra
 section). With ``--benchmark-disable`` every benchmark runs once on small inputs, as a test.
 
 - ``region-32x32``: a 32x32 region (1024 chunks) read cold (caches empty) and hot, beside a
-  raw binary ``SELECT`` of the same rows plus ``decode_chunk`` of each.
-  Wanted: cold <= 1.5x raw, hot >= 20x faster than cold.
+  raw binary ``SELECT`` of the same rows plus ``decode_chunk`` of each into fresh arrays.
+  Wanted: cold <= 0.8x raw, hot >= 20x faster than cold.
+- ``get-cold``: ``get`` of a chunk the caches do not hold, beside a raw binary primary-key
+  ``SELECT`` of the same row plus ``decode_chunk``. Wanted: <= 1.3x.
+- ``stream-walk``: a player walking 200 chunks along x, ``stream(x, 0, 8)`` at every step
+  (PostgreSQL, caches empty at the start), beside raw binary ``SELECT``s of the same
+  squares (plus ``decode_chunk`` of each chunk for the decoded stream). Wanted: encoded
+  >= 1.0x and decoded >= 1.5x the raw throughput.
+- ``strip-at-10^6``: a cold 1000x1 strip of a 1000x1000 world in a table of 1.2 * 10^6 rows
+  (three worlds), beside its floor: a raw binary ``SELECT`` of those 1000 rows by primary
+  key plus ``decode_chunk`` of each. Wanted: <= 1.2x.
 - ``put_many``: 1024 generated chunks; beside encode-only, a raw binary COPY of the
   pre-encoded blobs, and the seed's way (one ORM-style INSERT per chunk of a JSON dict of
   block dicts, on a small sample, per chunk). Wanted: put_many >= 0.5x min(encode, COPY) and
@@ -18,7 +27,11 @@ section). With ``--benchmark-disable`` every benchmark runs once on small inputs
 
 from __future__ import annotations
 
+import itertools
 import json
+import sqlite3
+import statistics
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -72,9 +85,19 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
 
     for backend in ("postgresql", "sqlite"):
         ratio(
-            f"[{backend}] region cold / raw select+decode (want <= 1.5)",
+            f"[{backend}] region cold / raw select+decode (want <= 0.8)",
             f"region_cold_{backend}",
             f"region_raw_{backend}",
+        )
+        ratio(
+            f"[{backend}] get cold / raw primary-key select+decode (want <= 1.3)",
+            f"get_cold_{backend}",
+            f"get_raw_{backend}",
+        )
+        ratio(
+            f"[{backend}] get cold / raw, run in pairs (want <= 1.3)",
+            f"get_cold_{backend}",
+            f"get_raw_pairs_{backend}",
         )
         ratio(
             f"[{backend}] region cold / hot (want >= 20)",
@@ -99,6 +122,18 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
             f"{RESULTS['seed_way_per_chunk'] / (RESULTS['put_many_insert'] / RESULTS['put_many_chunks']):.0f}"
         )
     ratio("region with 10^5 stored / with 10^3 stored (want <= 1.3)", "region_big", "region_small")
+    # Throughput ratios: the baseline's time over the stream's.
+    ratio(
+        "walking stream(encoded) throughput / raw selects (want >= 1.0)",
+        "walk_raw",
+        "walk_encoded",
+    )
+    ratio(
+        "walking stream throughput / raw selects+decode (want >= 1.5)",
+        "walk_raw_decoded",
+        "walk_decoded",
+    )
+    ratio("1000x1 strip at 10^6 rows / its floor (want <= 1.2)", "strip_region", "strip_floor")
     print_report(request.config, "store ratios", lines)
 
 
@@ -147,8 +182,6 @@ def _raw_region(url: str, world: uuid.UUID, side: int) -> Callable[[], int]:
                 return len([decode_chunk(row[3]) for row in cur.fetchall()])
 
         return run
-    import sqlite3
-
     sconn = sqlite3.connect(url.removeprefix("sqlite:///"))
 
     def run_sqlite() -> int:
@@ -198,6 +231,83 @@ def test_region_hot(
     store.region(0, 0, side - 1, side - 1)
     assert benchmark(lambda: len(store.region(0, 0, side - 1, side - 1))) == side * side
     _record(benchmark, f"region_hot_{store.backend}")
+
+
+# --- get ----------------------------------------------------------------------------------
+
+
+def _raw_get(url: str, world: uuid.UUID) -> Callable[[int, int], Any]:
+    if url.startswith("postgresql"):
+        conn = psycopg.connect(_dsn(url), autocommit=True)
+
+        def run(x: int, z: int) -> Any:
+            with conn.cursor(binary=True) as cur:
+                cur.execute(
+                    "SELECT version, data FROM world_chunks "
+                    "WHERE world_id = %s AND chunk_x = %s AND chunk_z = %s",
+                    (world, x, z),
+                )
+                ((_, data),) = cur.fetchall()
+            return decode_chunk(data)
+
+        return run
+    sconn = sqlite3.connect(url.removeprefix("sqlite:///"))
+
+    def run_sqlite(x: int, z: int) -> Any:
+        ((_, data),) = sconn.execute(
+            "SELECT version, data FROM world_chunks "
+            "WHERE world_id = ? AND chunk_x = ? AND chunk_z = ?",
+            (world.hex, x, z),
+        ).fetchall()
+        return decode_chunk(data)
+
+    return run_sqlite
+
+
+def _get_rounds(config: pytest.Config) -> dict[str, int]:
+    if _disabled(config):
+        return {"rounds": 3, "iterations": 1}
+    return {"rounds": 1500, "iterations": 1, "warmup_rounds": 50}
+
+
+def test_get_raw_select_and_decode(
+    benchmark: Any, filled: tuple[str, Database, ChunkStore], request: pytest.FixtureRequest
+) -> None:
+    url, _, store = filled
+    side = _side(request.config)
+    benchmark.group = f"get-cold-{store.backend}"
+    run = _raw_get(url, store.world_id)
+    keys = itertools.cycle([(x, z) for x in range(side) for z in range(side)])
+    got = benchmark.pedantic(lambda: run(*next(keys)), **_get_rounds(request.config))
+    assert got.shape == (384, 16, 16)
+    _record(benchmark, f"get_raw_{store.backend}")
+
+
+def test_get_cold(
+    benchmark: Any, filled: tuple[str, Database, ChunkStore], request: pytest.FixtureRequest
+) -> None:
+    """Each round's untimed setup also times the raw read of the same row, so the ratio is
+    of pairs run back to back (load on a shared machine drifts between two tests)."""
+    url, db, store = filled
+    side = _side(request.config)
+    benchmark.group = f"get-cold-{store.backend}"
+    keys = itertools.cycle([(x, z) for x in range(side) for z in range(side)])
+    raw = _raw_get(url, store.world_id)
+    raw_times: list[float] = []
+
+    def setup() -> tuple[tuple[int, int], dict[str, Any]]:
+        key = next(keys)
+        start = time.perf_counter()
+        raw(*key)
+        raw_times.append(time.perf_counter() - start)
+        db.lru.clear()  # cold: not cached (its memory is kept for reuse, as in a full cache)
+        return key, {}
+
+    got = benchmark.pedantic(store.get, setup=setup, **_get_rounds(request.config))
+    assert got is not None and got.shape == (384, 16, 16)
+    _record(benchmark, f"get_cold_{store.backend}")
+    if f"get_cold_{store.backend}" in RESULTS:
+        RESULTS[f"get_raw_pairs_{store.backend}"] = statistics.median(raw_times)
 
 
 # --- set_blocks -------------------------------------------------------------------------
@@ -440,3 +550,173 @@ def test_region_latency_vs_table_size(
     )
     assert result == side * side
     _record(benchmark, f"region_{size}")
+
+
+# --- a walking player's stream (PostgreSQL) -----------------------------------------------
+
+
+def _walk(config: pytest.Config) -> tuple[int, int]:
+    """Steps and radius."""
+    return (5, 2) if _disabled(config) else (200, 8)
+
+
+@pytest.fixture(scope="module")
+def walk_world(
+    request: pytest.FixtureRequest, encoded: list[bytes]
+) -> Iterator[tuple[str, Database, ChunkStore]]:
+    """Every chunk a player walking along x from (0, 0) sees: terrain blobs, by COPY."""
+    steps, radius = _walk(request.config)
+    with temporary_postgres_database() as url:
+        db = voxeldb.connect(url, cache="memory")
+        db.create_schema()
+        world = db.create_world("walk")
+        _copy_world(
+            url,
+            world,
+            (
+                (x, z, encoded[(x * 31 + z) % len(encoded)])
+                for x in range(-radius, steps + radius + 1)
+                for z in range(-radius, radius + 1)
+            ),
+        )
+        yield url, db, db.chunks(world)
+        db.close()
+
+
+def _raw_walk(url: str, world: uuid.UUID, steps: int, radius: int, decode: bool) -> Any:
+    conn = psycopg.connect(_dsn(url), autocommit=True)
+
+    def run() -> int:
+        count = 0
+        for step in range(steps):
+            with conn.cursor(binary=True) as cur:
+                cur.execute(
+                    "SELECT chunk_x, chunk_z, data FROM world_chunks WHERE world_id = %s "
+                    "AND chunk_x = ANY(%s) AND chunk_z BETWEEN %s AND %s",
+                    (world, list(range(step - radius, step + radius + 1)), -radius, radius),
+                )
+                rows = cur.fetchall()
+            if decode:
+                for row in rows:
+                    decode_chunk(row[2])
+            count += len(rows)
+        return count
+
+    return run
+
+
+@pytest.mark.parametrize("decoded", [False, True], ids=["encoded", "decoded"])
+def test_walk_raw_selects(
+    benchmark: Any,
+    walk_world: tuple[str, Database, ChunkStore],
+    request: pytest.FixtureRequest,
+    decoded: bool,
+) -> None:
+    url, _, store = walk_world
+    steps, radius = _walk(request.config)
+    benchmark.group = "stream-walk-" + ("decoded" if decoded else "encoded")
+    run = _raw_walk(url, store.world_id, steps, radius, decoded)
+    rounds = 1 if _disabled(request.config) else 3
+    assert benchmark.pedantic(run, rounds=rounds, iterations=1) == steps * (2 * radius + 1) ** 2
+    _record(benchmark, "walk_raw_decoded" if decoded else "walk_raw")
+
+
+@pytest.mark.parametrize("decoded", [False, True], ids=["encoded", "decoded"])
+def test_walk_stream(
+    benchmark: Any,
+    walk_world: tuple[str, Database, ChunkStore],
+    request: pytest.FixtureRequest,
+    decoded: bool,
+) -> None:
+    _, db, store = walk_world
+    steps, radius = _walk(request.config)
+    benchmark.group = "stream-walk-" + ("decoded" if decoded else "encoded")
+
+    def walk() -> int:
+        count = 0
+        for step in range(steps):
+            for _ in store.stream(step, 0, radius, encoded=not decoded):
+                count += 1
+        return count
+
+    rounds = 1 if _disabled(request.config) else 5
+    got = benchmark.pedantic(walk, setup=db.lru.clear, rounds=rounds, iterations=1)
+    assert got == steps * (2 * radius + 1) ** 2
+    _record(benchmark, "walk_decoded" if decoded else "walk_encoded")
+
+
+# --- a 1000x1 strip at 10^6 stored chunks (PostgreSQL) ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def strip_world(
+    request: pytest.FixtureRequest, encoded: list[bytes]
+) -> Iterator[tuple[str, Database, ChunkStore, int]]:
+    """A side x side world (10^6 chunks when measuring) and two others of a tenth of it each,
+    written server-side from one repeated small blob; its row ``z = side // 2`` holds terrain
+    blobs. Yields the world's side too."""
+    side = 60 if _disabled(request.config) else 1000
+    others = side * 316 // 1000
+    row = side // 2
+    filler = encode_chunk(np.zeros((384, 16, 16), np.uint16))
+    with temporary_postgres_database() as url:
+        db = voxeldb.connect(url, cache="memory")
+        db.create_schema()
+        world, *rest = (db.create_world(name) for name in ("strip", "east", "west"))
+        with psycopg.connect(_dsn(url)) as conn:
+            conn.execute("SET synchronous_commit = off")
+            for wid, n in ((world, side), *((w, others) for w in rest)):
+                conn.execute(
+                    "INSERT INTO world_chunks (world_id, chunk_x, chunk_z, data, version) "
+                    "SELECT %s, x, z, %s, 1 FROM generate_series(0, %s) x, "
+                    "generate_series(0, %s) z WHERE %s <> %s OR z <> %s",
+                    (wid, filler, n - 1, n - 1, wid, world, row),
+                )
+            conn.commit()
+        _copy_world(url, world, ((x, row, encoded[x % len(encoded)]) for x in range(side)))
+        store = db.chunks(world)
+        yield url, db, store, side
+        db.close()
+
+
+def test_strip_floor(
+    benchmark: Any,
+    strip_world: tuple[str, Database, ChunkStore, int],
+    request: pytest.FixtureRequest,
+) -> None:
+    url, _, store, side = strip_world
+    benchmark.group = "strip-at-10^6"
+    conn = psycopg.connect(_dsn(url), autocommit=True)
+    xs = list(range(side))
+
+    def run() -> int:
+        with conn.cursor(binary=True) as cur:
+            cur.execute(
+                "SELECT chunk_x, chunk_z, version, data FROM world_chunks "
+                "WHERE world_id = %s AND chunk_x = ANY(%s) AND chunk_z = %s",
+                (store.world_id, xs, side // 2),
+            )
+            return len([decode_chunk(row[3]) for row in cur.fetchall()])
+
+    rounds = 1 if _disabled(request.config) else 7
+    assert benchmark.pedantic(run, rounds=rounds, iterations=1) == side
+    conn.close()
+    _record(benchmark, "strip_floor")
+
+
+def test_strip_region(
+    benchmark: Any,
+    strip_world: tuple[str, Database, ChunkStore, int],
+    request: pytest.FixtureRequest,
+) -> None:
+    _, db, store, side = strip_world
+    benchmark.group = "strip-at-10^6"
+    rounds = 1 if _disabled(request.config) else 7
+    got = benchmark.pedantic(
+        lambda: len(store.region(0, side // 2, side - 1, side // 2)),
+        setup=db.lru.clear,
+        rounds=rounds,
+        iterations=1,
+    )
+    assert got == side
+    _record(benchmark, "strip_region")

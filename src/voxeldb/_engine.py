@@ -1,24 +1,39 @@
 """Engine construction shared by ``voxeldb.connect``, ``voxeldb.meta.SessionLocal`` and the CLI.
 
-One place decides the driver (psycopg 3), the pool, SQLite's pragmas and slow-query logging.
+One place decides the driver (psycopg 3), the pool, SQLite's pragmas and slow-query logging,
+and keeps the chunk store's read pool (:func:`read_pool`) beside each PostgreSQL engine's own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
+import select
+import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from voxeldb._settings import Settings, get_settings
 from voxeldb.errors import ConfigurationError
 
-__all__ = ["install_slow_query_log", "make_engine", "normalize_url", "require_database_file"]
+__all__ = [
+    "PooledRead",
+    "ReadPool",
+    "install_slow_query_log",
+    "make_engine",
+    "normalize_url",
+    "read_pool",
+    "require_database_file",
+]
 
 slow_log = logging.getLogger("voxeldb.slow_query")
 
@@ -68,11 +83,13 @@ def make_engine(url: str | URL | None = None, settings: Settings | None = None) 
         kwargs.update(
             pool_size=settings.pool_size,
             max_overflow=settings.max_overflow,
-            pool_pre_ping=True,
+            # No SELECT 1 round trip per checkout: _check_alive looks at the socket instead.
+            pool_pre_ping=False,
             pool_recycle=settings.pool_recycle_seconds,
             connect_args={"connect_timeout": 10},
         )
         engine = create_engine(parsed, **kwargs)
+        event.listen(engine, "checkout", _check_alive)
     else:
         # Writers wait for SQLite's lock instead of failing at once; the store's own
         # transactions begin with BEGIN IMMEDIATE (see voxeldb.chunks) so waits are short.
@@ -165,3 +182,224 @@ def install_slow_query_log(engine: Engine, threshold_ms: float) -> None:
             slow_log.warning(
                 "Slow query: %.1f ms - %s", elapsed_ms, " ".join(statement.split())[:200]
             )
+
+
+# --- PostgreSQL: liveness without a round trip, and the chunk store's read pool -----------
+
+
+def connection_alive(dbapi_conn: Any, poller: Any = None) -> bool:
+    """Whether a pooled psycopg connection is still usable, mostly without a round trip.
+
+    An idle connection has nothing to read. When the server goes away (a restart, an idle
+    timeout, ``pg_terminate_backend``) it sends a FATAL error and closes the socket, so the
+    socket turns readable: only then is the server asked (``SELECT 1``). A peer that vanished
+    without a word is not seen here; the reads retry once for that (``Backend.read``).
+    ``poller``: a ``select.poll`` object already watching the connection's socket.
+    """
+    if dbapi_conn.closed or dbapi_conn.broken:
+        return False
+    if poller is None:
+        try:
+            poller = _watch(dbapi_conn)
+        except Exception:
+            return False
+    if not poller.poll(0):
+        return True
+    autocommit = dbapi_conn.autocommit
+    try:
+        dbapi_conn.autocommit = True
+        dbapi_conn.execute("SELECT 1")
+        dbapi_conn.autocommit = autocommit
+    except Exception:
+        return False
+    return True
+
+
+def _watch(dbapi_conn: Any) -> Any:
+    poller = select.poll()
+    poller.register(dbapi_conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return poller
+
+
+def _check_alive(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    # The pool replaces the connection (and tries again) on a DisconnectionError.
+    if not connection_alive(dbapi_conn):
+        raise DisconnectionError("the database closed this pooled connection")
+
+
+class ReadPool:
+    """Autocommit psycopg connections for read-only statements, beside an engine's pool.
+
+    A checkout from the engine's pool costs an SQLAlchemy wrapper, a ``BEGIN`` with the first
+    statement and a ``ROLLBACK`` on return; here a read is its one statement: connections
+    stay in autocommit (a single SELECT needs no transaction), each with a binary cursor
+    kept for it, are handed out last-in first-out, and are checked by
+    :func:`connection_alive`. At most ``limit`` are in use at once (others wait up to
+    ``timeout`` seconds, as on the engine's pool) and ``idle`` are kept; connections older
+    than ``recycle`` seconds are replaced.
+    """
+
+    def __init__(
+        self, engine: Engine, *, idle: int, limit: int, recycle: float, timeout: float = 30.0
+    ) -> None:
+        self._engine = engine
+        self._idle_max = idle
+        self._limit = limit
+        self._recycle = recycle
+        self._timeout = timeout
+        self._free: list[PooledRead] = []
+        self._in_use = 0
+        self._waiting = 0
+        self._lock = threading.Lock()
+        self._returned = threading.Condition(self._lock)
+        self._generation = 0
+        self._forked = False
+        _after_fork.add(self)
+
+    def acquire(self, *, fresh: bool = False) -> tuple[PooledRead, bool]:
+        """A connection and whether it was idle in the pool (so it may have died meanwhile);
+        ``fresh`` asks for a new one and drops the idle ones. Give it back by
+        :meth:`release`."""
+        stale: list[PooledRead] = []
+        with self._lock:
+            if self._forked:
+                # A forked child must not touch its parent's sockets, not even to close them.
+                self._forked = False
+                self._free.clear()
+                self._generation += 1
+            if self._in_use >= self._limit:
+                self._waiting += 1
+                try:
+                    if not self._returned.wait_for(
+                        lambda: self._in_use < self._limit, self._timeout
+                    ):
+                        raise PoolTimeoutError(
+                            f"no read connection free after {self._timeout:.0f} s"
+                        )
+                finally:
+                    self._waiting -= 1
+            self._in_use += 1
+            if fresh:
+                stale, self._free = self._free, []
+                self._generation += 1
+            found = None
+            now = time.monotonic()
+            while self._free:
+                item = self._free.pop()
+                if now - item.born < self._recycle and connection_alive(item.conn, item.poller):
+                    found = item
+                    break
+                stale.append(item)
+            generation = self._generation
+        for item in stale:
+            _close(item.conn)
+        if found is not None:
+            return found, True
+        try:
+            record = self._engine.raw_connection()
+            conn: Any = record.driver_connection
+            record.detach()  # ours from now on: the engine's pool makes itself another
+            conn.autocommit = True
+        except BaseException:
+            self._done()
+            raise
+        return PooledRead(conn, time.monotonic(), generation), False
+
+    def release(self, item: PooledRead) -> None:
+        """Take back a connection from :meth:`acquire` (closed if it is not idle)."""
+        conn = item.conn
+        # Only an idle connection of this generation goes back (not one left mid-result).
+        idle = not conn.closed and conn.pgconn.transaction_status == 0
+        with self._lock:
+            self._in_use -= 1
+            if self._waiting:
+                self._returned.notify()
+            if (
+                idle
+                and item.generation == self._generation
+                and not self._forked
+                and len(self._free) < self._idle_max
+            ):
+                self._free.append(item)
+                return
+            forked = self._forked
+        if not forked:
+            _close(conn)
+
+    def _done(self) -> None:
+        with self._lock:
+            self._in_use -= 1
+            if self._waiting:
+                self._returned.notify()
+
+    def dispose(self) -> None:
+        """Close the idle connections; those in use are closed when they come back."""
+        with self._lock:
+            stale, self._free = self._free, []
+            self._generation += 1
+            forked = self._forked
+        if not forked:
+            for item in stale:
+                _close(item.conn)
+
+    def _fork(self) -> None:
+        self._lock = threading.Lock()
+        self._returned = threading.Condition(self._lock)
+        self._in_use = self._waiting = 0
+        self._forked = True
+
+
+class PooledRead:
+    """A :class:`ReadPool` connection, its binary cursor and the poll of its socket."""
+
+    __slots__ = ("born", "conn", "cursor", "generation", "poller")
+
+    def __init__(self, conn: Any, born: float, generation: int) -> None:
+        self.conn = conn
+        self.cursor = conn.cursor(binary=True)
+        self.poller = _watch(conn)
+        self.born = born
+        self.generation = generation
+
+
+_after_fork: weakref.WeakSet[ReadPool] = weakref.WeakSet()
+
+
+def _forget_parent_connections() -> None:
+    for pool in list(_after_fork):
+        pool._fork()
+
+
+os.register_at_fork(after_in_child=_forget_parent_connections)
+
+
+def _close(conn: Any) -> None:
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
+_READ_POOLS: weakref.WeakKeyDictionary[Engine, ReadPool] = weakref.WeakKeyDictionary()
+_READ_POOLS_LOCK = threading.Lock()
+
+
+def read_pool(engine: Engine) -> ReadPool:
+    """The :class:`ReadPool` of a PostgreSQL ``engine`` (made on first use, sized like the
+    engine's pool, emptied by ``engine.dispose()``)."""
+    pool = _READ_POOLS.get(engine)
+    if pool is not None:
+        return pool
+    with _READ_POOLS_LOCK:
+        pool = _READ_POOLS.get(engine)
+        if pool is None:
+            size = engine.pool.size() if hasattr(engine.pool, "size") else 5
+            overflow = int(getattr(engine.pool, "_max_overflow", 10))
+            recycle = float(getattr(engine.pool, "_recycle", -1))
+            pool = ReadPool(
+                engine,
+                idle=size,
+                limit=size + max(overflow, 0),
+                recycle=recycle if recycle > 0 else float("inf"),
+            )
+            event.listen(engine, "engine_disposed", lambda _engine: pool.dispose())
+            _READ_POOLS[engine] = pool
+    return pool

@@ -198,3 +198,112 @@ def test_concurrent_use_keeps_the_accounting_exact() -> None:
     assert stats["bytes"] == stats["entries"] * CHUNK_BYTES
     assert stats["bytes"] <= 20 * CHUNK_BYTES
     assert stats["hits"] + stats["misses"] > 0
+
+
+# --- encoded bytes beside the arrays ------------------------------------------------------
+
+
+def test_entries_keep_encoded_bytes_beside_the_array_and_count_them() -> None:
+    lru = ChunkLRU(10 * CHUNK_BYTES)
+    lru.keep_many([("k", 1, None, b"encoded")])
+    assert lru.get("k", 1) is None  # no array yet: a miss for get, not a stale entry
+    assert lru.peek_many(["k", "other"], encoded=True) == {"k": (1, None, b"encoded")}
+    array = chunk(3)
+    lru.keep_many([("k", 1, array, None)], owned=True)  # same version: gains the array
+    assert lru.peek_many(["k"]) == {"k": (1, array, b"encoded")}
+    assert lru.stats()["bytes"] == CHUNK_BYTES + len(b"encoded")
+    lru.keep_many([("k", 2, None, b"newer")])  # another version replaces both
+    assert lru.peek_many(["k"]) == {"k": (2, None, b"newer")}
+    assert lru.stats()["bytes"] == len(b"newer")
+    assert lru.peek_many(["j"], encoded=True) == {}
+    lru.put("j", 1, chunk(1))
+    assert lru.peek_many(["j"], encoded=True) == {}  # an array alone serves no encoded read
+
+
+def test_confirm_counts_hits_and_refreshes_recency() -> None:
+    lru = ChunkLRU(2 * CHUNK_BYTES)
+    lru.put_many([(0, 1, chunk(0)), (1, 1, chunk(1))])
+    lru.confirm([0], misses=3)  # 0 is now the most recently used
+    lru.put(2, 1, chunk(2))
+    assert set(lru.peek_many([0, 1, 2])) == {0, 2}
+    assert lru.stats()["hits"] == 1 and lru.stats()["misses"] == 3
+
+
+# --- recycled memory ----------------------------------------------------------------------
+
+
+def _address(array: np.ndarray[Any, Any]) -> int:
+    return int(array.__array_interface__["data"][0])
+
+
+def test_memory_of_an_array_nobody_holds_is_reused_for_the_next_decode() -> None:
+    lru = ChunkLRU(10 * CHUNK_BYTES)
+    lru.put("a", 1, chunk(1))
+    address = _address(lru.peek_many(["a"])["a"][1])  # type: ignore[arg-type]
+    lru.discard("a")
+    assert lru.stats()["pooled"] == CHUNK_BYTES
+    reused = lru.take((16, 16, 16), np.dtype(np.uint16))
+    assert _address(reused) == address and reused.flags.writeable
+    assert lru.stats()["pooled"] == 0 and lru.stats()["reused"] == 1
+    other = lru.take((16, 16, 16), np.dtype(np.uint32))  # nothing of that kind: new memory
+    assert _address(other) != address
+
+
+@pytest.mark.parametrize("keep", ["array", "view", "memoryview"])
+def test_memory_still_held_anywhere_is_never_reused(keep: str) -> None:
+    lru = ChunkLRU(10 * CHUNK_BYTES)
+    lru.put("a", 1, chunk(7))
+    array = lru.get("a", 1)
+    assert array is not None
+    held: Any = {"array": array, "view": array[3:5, ::2], "memoryview": memoryview(array)}[keep]
+    del array
+    lru.discard("a")
+    lru.clear()
+    assert lru.stats()["pooled"] == 0
+    for _ in range(3):
+        lru.take((16, 16, 16), np.dtype(np.uint16))[...] = 0
+    assert int(np.asarray(held).max()) == 7
+
+
+def test_take_reuses_the_least_recently_used_entry_when_the_cache_is_full() -> None:
+    lru = ChunkLRU(2 * CHUNK_BYTES)
+    lru.put_many([(0, 1, chunk(0)), (1, 1, chunk(1))])
+    oldest = _address(lru.peek_many([0])[0][1])  # type: ignore[arg-type]
+    reused = lru.take((16, 16, 16), np.dtype(np.uint16))
+    assert _address(reused) == oldest
+    assert set(lru.peek_many([0, 1])) == {1}
+    assert lru.stats()["evictions"] == 1
+    lru.put(2, 1, reused, take_ownership=True)
+    assert lru.stats()["bytes"] == 2 * CHUNK_BYTES
+
+
+def test_pooled_memory_counts_within_the_bound_and_clear_can_release_it() -> None:
+    lru = ChunkLRU(3 * CHUNK_BYTES)
+    lru.put_many([(i, 1, chunk(i)) for i in range(3)])
+    lru.clear()
+    assert lru.stats()["pooled"] == 3 * CHUNK_BYTES
+    lru.put("x", 1, chunk(9, height=32))  # two chunks' worth: pooled memory makes room
+    stats = lru.stats()
+    assert stats["bytes"] + stats["pooled"] <= 3 * CHUNK_BYTES and stats["entries"] == 1
+    lru.clear(release=True)
+    assert lru.stats()["pooled"] == 0
+
+
+def test_decode_writes_into_recycled_memory_and_returns_read_only_arrays() -> None:
+    from voxeldb.chunks import encode_chunk
+
+    lru = ChunkLRU(10 * CHUNK_BYTES)
+    lru.put("a", 1, chunk(1))
+    address = _address(lru.peek_many(["a"])["a"][1])  # type: ignore[arg-type]
+    lru.discard("a")
+    blocks = np.arange(16 * 256, dtype=np.uint16).reshape(16, 16, 16) % 40
+    decoded = lru.decode(encode_chunk(blocks), (16, 16, 16))
+    assert _address(decoded) == address
+    np.testing.assert_array_equal(decoded, blocks)
+    assert not decoded.flags.writeable
+    wide = lru.decode(encode_chunk(blocks.astype(np.uint32) + 70_000), (16, 16, 16))
+    assert wide.dtype == np.uint32 and int(wide.min()) == 70_000
+    taller = lru.decode(encode_chunk(np.zeros((32, 16, 16), np.uint16)), (16, 16, 16))
+    assert taller.shape == (32, 16, 16)  # decoded as it is: the store refuses the shape
+    with pytest.raises(ChunkFormatError, match="checksum"):
+        lru.decode(encode_chunk(blocks)[:-1] + b"\x00", (16, 16, 16))

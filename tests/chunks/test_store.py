@@ -1,5 +1,6 @@
 """ChunkStore behaviour beyond the public contract: batching, laziness, bounded memory,
-damaged rows, lost worlds, an unreachable Redis; the backend registry and the cache tiers.
+damaged rows, lost worlds, an unreachable Redis; the backend registry (the cache tiers and
+the read path's costs are in ``test_read_path.py``).
 
 The contract itself (``store_contract.ChunkStoreTests``) runs in ``test_store_contract.py``.
 These tests run on every backend x cache tier too (``conftest.py``) and may look inside the
@@ -21,10 +22,9 @@ import voxeldb
 from tests._services import free_port
 from tests.chunks.store_contract import HEIGHT, MIN_Y, chunk, second_view
 from voxeldb import ChunkStore, Database
-from voxeldb.chunks import ChunkLRU, register_backend
+from voxeldb.chunks import register_backend
 from voxeldb.chunks.backends import backend_class
 from voxeldb.chunks.backends.sqlite import SQLiteBackend
-from voxeldb.chunks.caches import Found, LRUTier, Read
 from voxeldb.errors import (
     ChunkFormatError,
     ConcurrencyError,
@@ -39,11 +39,14 @@ class Spy:
 
     def __init__(self, target: object, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[Any] = []
+        self.results: list[Any] = []
         original = getattr(target, name)
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             self.calls.append(args)
-            return original(*args, **kwargs)
+            result = original(*args, **kwargs)
+            self.results.append(result)
+            return result
 
         monkeypatch.setattr(target, name, wrapper)
 
@@ -58,19 +61,19 @@ def test_region_reads_in_batches_not_per_chunk(
     db.lru.clear()
     if db.redis is not None:
         db.redis.discard_many(world.hex, [(x, z) for x in range(8) for z in range(6)])
-    versions = Spy(store._backend, "versions", monkeypatch)
-    data = Spy(store._backend, "data_rect", monkeypatch)
-    by_key = Spy(store._backend, "data", monkeypatch)
+    rows = Spy(store._backend, "rows", monkeypatch)
     got = store.region(0, 0, 7, 5)  # 48 chunks, batches of 4 columns x 6 = 24
     assert len(got) == 48
-    assert len(versions.calls) == 2
-    assert len(data.calls) + len(by_key.calls) == 2
-    # Hot: versions only, the data comes from the cache.
+    # One statement per batch, by rectangle, versions and data together.
+    assert [args[1] for args in rows.calls] == [[(0, 0, 3, 5)], [(4, 0, 7, 5)]]
+    assert all(data is not None for result in rows.results for *_, data in result)
+    # Hot: the same statements name the versions held, and the data stays in the database.
     got_again = store.region(0, 0, 7, 5)
-    assert len(versions.calls) == 4
-    assert len(data.calls) + len(by_key.calls) == 2
+    assert len(rows.calls) == 4
+    assert [len(args[3]) for args in rows.calls[2:]] == [24, 24]
+    assert all(data is None for result in rows.results[2:] for *_, data in result)
     for key, blocks in got_again.items():
-        np.testing.assert_array_equal(blocks, got[key])
+        assert blocks is got[key]  # the very arrays cached by the first read
 
 
 def test_put_many_streams_in_bounded_batches(
@@ -94,24 +97,30 @@ def test_put_many_streams_in_bounded_batches(
             yield i, -i, chunk(i)
 
     assert store.put_many(items()) == 35
-    # The iterable is consumed batch by batch: never more than one batch ahead of the DB.
-    assert seen_at_write == [(10, 10), (20, 10), (30, 10), (35, 5)]
+    assert [n for _, n in seen_at_write] == [10, 10, 10, 5]
+    # The iterable is consumed batch by batch: never more than one batch ahead of the DB (the
+    # next batch is encoded while the last one is written).
+    written = 0
+    for produced_then, n in seen_at_write:
+        written += n
+        assert produced_then <= written + 10, seen_at_write
     assert len(store.region(0, -34, 34, 0)) == 35
 
 
 def test_stream_is_lazy(store: ChunkStore, monkeypatch: pytest.MonkeyPatch) -> None:
     store.put_many((x, z, chunk(x + z)) for x in range(-10, 11) for z in range(-10, 11))
-    versions = Spy(store._backend, "versions", monkeypatch)
+    rows = Spy(store._backend, "rows", monkeypatch)
     it = store.stream(0, 0, 10)
-    assert versions.calls == []  # nothing read before the first next()
+    assert rows.calls == []  # nothing read before the first next()
     first = next(it)
     assert first[:2] == (0, 0)
-    assert len(versions.calls) == 1
-    (rects,) = [args[1] for args in versions.calls]
+    assert len(rows.calls) == 1
+    (rects,) = [args[1] for args in rows.calls]
     area = sum((r[2] - r[0] + 1) * (r[3] - r[1] + 1) for r in rects)
     assert area < 21 * 21 // 4  # only the centre of the square was read
     assert len(list(it)) == 21 * 21 - 1
-    assert len(versions.calls) > 2
+    # The rest of the square (432 positions, under one batch) in one more statement.
+    assert len(rows.calls) == 2
 
 
 def test_ids_past_uint16_upgrade_the_chunk_to_uint32(
@@ -291,73 +300,6 @@ def test_open_picks_the_engines_backend(db: Database, world: uuid.UUID) -> None:
 # --- the cache tiers as wrappers ----------------------------------------------------------
 
 
-class FakeSource:
-    """An innermost source holding ``{key: (version, array)}``; records what it was asked."""
-
-    def __init__(self, rows: dict[tuple[int, int], tuple[int, np.ndarray[Any, Any]]]) -> None:
-        self.rows = rows
-        self.asked: list[dict[tuple[int, int], int]] = []
-        self.discarded: list[tuple[int, int]] = []
-
-    def fetch(self, wanted: Any, read: Read, *, encoded: bool = False) -> Found:
-        self.asked.append(dict(wanted))
-        found = Found()
-        for key in wanted:
-            if key in self.rows:
-                version, array = self.rows[key]
-                found.versions[key] = version
-                found.arrays[key] = array
-        return found
-
-    def written(self, items: Any, *, owned: bool = False) -> None:
-        pass
-
-    def discard(self, keys: Any) -> None:
-        self.discarded.extend(keys)
-
-
-def test_the_lru_tier_answers_exact_versions_and_delegates_the_rest() -> None:
-    a, b = chunk(1), chunk(2)
-    a.flags.writeable = b.flags.writeable = False
-    inner = FakeSource({(0, 0): (5, a), (1, 0): (7, b)})
-    tier = LRUTier(ChunkLRU(10 * a.nbytes), "w", inner)
-    read = Read(lambda: pytest.fail("a tier never opens the database"))
-
-    got = tier.fetch({(0, 0): 5, (1, 0): 7, (2, 0): 1}, read).arrays
-    assert set(got) == {(0, 0), (1, 0)}  # (2, 0) is stored nowhere
-    assert inner.asked == [{(0, 0): 5, (1, 0): 7, (2, 0): 1}]
-
-    got = tier.fetch({(0, 0): 5, (1, 0): 7}, read).arrays
-    assert got[(0, 0)] is a and got[(1, 0)] is b
-    assert len(inner.asked) == 1  # both were answered from the LRU
-
-    inner.rows[(0, 0)] = (6, chunk(3))
-    got = tier.fetch({(0, 0): 6, (1, 0): 7}, read).arrays  # a newer version: not served stale
-    np.testing.assert_array_equal(got[(0, 0)], chunk(3))
-    assert inner.asked[-1] == {(0, 0): 6}
-
-    tier.discard([(1, 0)])
-    assert inner.discarded == [(1, 0)]
-    tier.fetch({(1, 0): 7}, read)
-    assert inner.asked[-1] == {(1, 0): 7}
-
-
-def test_the_lru_tier_copies_a_callers_array_unless_it_is_owned() -> None:
-    inner = FakeSource({})
-    lru = ChunkLRU(1 << 20)
-    tier = LRUTier(lru, "w", inner)
-    mine = chunk(4)
-    tier.written([(0, 0, 9, None, mine)])
-    mine[:] = 0  # the caller keeps editing its array
-    read = Read(lambda: pytest.fail("a tier never opens the database"))
-    np.testing.assert_array_equal(tier.fetch({(0, 0): 9}, read).arrays[(0, 0)], chunk(4))
-    fresh = chunk(5)
-    tier.written([(1, 0, 3, None, fresh)], owned=True)
-    assert tier.fetch({(1, 0): 3}, read).arrays[(1, 0)] is fresh
-    assert not fresh.flags.writeable
-    assert inner.asked == []
-
-
 @pytest.mark.parametrize("cache_tier", ["redis"])
 def test_a_redis_entry_of_another_worlds_shape_is_a_miss(
     db: Database, world: uuid.UUID, store: ChunkStore
@@ -455,12 +397,54 @@ def test_a_lost_connection_is_database_unavailable(
     def gone(*args: Any) -> Any:
         raise Gone("server closed the connection")
 
-    monkeypatch.setattr(store._backend, "data_rect", gone)
+    monkeypatch.setattr(store._backend, "rows", gone)
     monkeypatch.setattr(store._backend, "delete", gone)
     with pytest.raises(DatabaseUnavailableError, match=r"lost the connection .*Gone"):
-        store.get(0, 0)
+        store.get(0, 0)  # lost twice: on a pooled connection, then on a new one
     with pytest.raises(DatabaseUnavailableError, match="server closed"):
         store.delete(0, 0)
+
+
+@pytest.mark.usefixtures("fake_kinds")
+def test_a_read_lost_on_a_pooled_connection_runs_again_once_on_a_new_one(
+    store: ChunkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.put(0, 0, chunk(1))
+    assert store.get(0, 0) is not None  # the read connection is now pooled
+    store.lru.clear()
+    if store.redis is not None:
+        store.redis.discard_many(store.world_id.hex, [(0, 0)])
+    backend = store._backend
+    real_rows = backend.rows
+    attempts: list[bool] = []
+    real_acquire = backend._acquire_read
+
+    def acquire(fresh: bool) -> Any:
+        handle, _, lease = real_acquire(fresh)
+        # SQLite has no pool of its own: say the connection was pooled, as on PostgreSQL.
+        attempts.append(fresh)
+        return handle, True, lease
+
+    def flaky(*args: Any) -> Any:
+        if len(attempts) == 1:
+            raise Gone("the server went away while the connection was idle")
+        return real_rows(*args)
+
+    monkeypatch.setattr(backend, "_acquire_read", acquire)
+    monkeypatch.setattr(backend, "rows", flaky)
+    np.testing.assert_array_equal(store.get(0, 0), chunk(1))
+    assert attempts == [False, True]  # once more, on a new connection
+    attempts.clear()
+
+    def broken(*args: Any) -> Any:
+        attempts.append(True)
+        raise KeyError("a bug, not a lost connection")
+
+    monkeypatch.setattr(backend, "rows", broken)
+    store.lru.clear()
+    with pytest.raises(KeyError):
+        store.get(0, 0)
+    assert len(attempts) == 2  # one acquire, one call: not run again
 
 
 def test_driver_errors_maps_only_what_it_is_told() -> None:

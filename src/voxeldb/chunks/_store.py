@@ -48,7 +48,7 @@ from voxeldb.chunks._journal import (
     iter_changes,
 )
 from voxeldb.chunks._journal_sql import EntryRow
-from voxeldb.chunks._reads import DatabaseSource, Reader
+from voxeldb.chunks._reads import DatabaseSource, Decoder, Reader
 from voxeldb.chunks._registry import lookup_states
 from voxeldb.chunks._summary_reads import SummaryRead, read_summaries
 from voxeldb.chunks.backends import Backend, open_backend
@@ -110,11 +110,14 @@ class ChunkStore:
         self._shape = (height, 16, 16)
         self._lru = lru if lru is not None else ChunkLRU(DEFAULT_LRU_BYTES)
         self._redis = redis
+        # Decoded into the LRU's recycled memory: a cold read is spared fresh pages.
+        decode = Decoder(self._shape, self.world_id, self._lru)
         self._source = with_caches(
-            DatabaseSource(backend, self._shape),
+            DatabaseSource(backend, decode),
             self.world_id.hex,
             self._shape,
             lru=self._lru,
+            decode=decode,
             redis=redis,
         )
         self._reader = Reader(backend, self._source, batch_size)
@@ -154,7 +157,7 @@ class ChunkStore:
     def get(self, cx: int, cz: int) -> Blocks | None:
         """Chunk ``(cx, cz)``, or None when it is not stored."""
         cx, cz = chunk_coord(cx, "cx"), chunk_coord(cz, "cz")
-        return self._reader.region(cx, cz, cx, cz).get((cx, cz))
+        return self._reader.get(cx, cz)
 
     def region(self, cx0: int, cz0: int, cx1: int, cz1: int) -> dict[Key, Blocks]:
         """Every stored chunk of the inclusive rectangle ``[cx0, cx1] x [cz0, cz1]``."""

@@ -1,10 +1,11 @@
 """The backend interface: the SQL a :class:`~voxeldb.chunks.ChunkStore` needs from a database.
 
-A backend serves one world's rows of ``world_chunks`` (``voxeldb.chunks._schema``). Reads
-and writes take an open SQLAlchemy ``Connection``; :meth:`Backend.read_connection` and
-:meth:`Backend.write` give them, with driver errors mapped by ``voxeldb.errors.driver_errors``
-(using the backend's :meth:`~Backend.classify`) and transient write conflicts retried by the
-one retry policy (``voxeldb._retry``).
+A backend serves one world's rows of ``world_chunks`` (``voxeldb.chunks._schema``). Writes
+take an open SQLAlchemy ``Connection`` from :meth:`Backend.write`, with driver errors mapped
+by ``voxeldb.errors.driver_errors`` (using the backend's :meth:`~Backend.classify`) and
+transient write conflicts retried by the one retry policy (``voxeldb._retry``). The store's
+reads run through :meth:`Backend.read`, one statement each (:meth:`~Backend.rows`), on the
+backend's cheapest read-only connection; :meth:`Backend.read_connection` is for the others.
 
 Versions: every row written gets a fresh random version (``voxeldb._ids.fresh_version``), so
 a version never comes back with other contents and version-tagged caches stay coherent.
@@ -15,8 +16,8 @@ from __future__ import annotations
 import abc
 import contextlib
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -25,13 +26,20 @@ from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
 from voxeldb.chunks._registry import clear_memo
 from voxeldb.errors import DriverErrorKind, driver_errors
 
-__all__ = ["Backend", "NewRow"]
+__all__ = ["Backend", "Known", "NewRow", "ReadRow"]
 
 _T = TypeVar("_T")
 
 NewRow = tuple[int, int, bytes, bytes]
 """``(cx, cz, data, summary)`` to write: ``summary`` is ``voxeldb._summary.summarize``
 of the same array, which the backend seals with the row's new version."""
+
+ReadRow = tuple[int, int, int, bytes | None]
+"""``(cx, cz, version, data)`` read by :meth:`Backend.rows`; ``data`` is None where the
+caller already holds that version."""
+
+Known = Mapping[Key, int]
+"""The versions a reader holds (its caches), by key: their data is not sent again."""
 
 
 class Backend(abc.ABC):
@@ -47,21 +55,22 @@ class Backend(abc.ABC):
     # ------------------------------------------------------------------ reads
 
     @abc.abstractmethod
-    def versions(self, conn: Connection, rects: Sequence[Rect]) -> list[VersionRow]:
+    def versions(self, conn: Any, rects: Sequence[Rect]) -> list[VersionRow]:
         """``(cx, cz, version)`` of the stored chunks in the union of disjoint ``rects``,
-        sorted by ``(cx, cz)``, in one round trip."""
-
-    @abc.abstractmethod
-    def versions_of(self, conn: Connection, keys: Sequence[Key]) -> list[VersionRow]:
-        """``(cx, cz, version)`` of those of ``keys`` that are stored, in one round trip."""
+        sorted by ``(cx, cz)``, in one round trip (``conn``: a Connection or a read handle)."""
 
     @abc.abstractmethod
     def data(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
         """The rows of ``keys`` (absent ones are left out), in one round trip."""
 
     @abc.abstractmethod
-    def data_rect(self, conn: Connection, rect: Rect) -> list[Row]:
-        """Every stored row in ``rect``, in one round trip."""
+    def rows(
+        self, handle: Any, rects: Sequence[Rect] | None, keys: Sequence[Key], known: Known
+    ) -> list[ReadRow]:
+        """The stored chunks of the disjoint ``rects`` (or, when ``rects`` is None, of
+        ``keys``) as :data:`ReadRow`, in one round trip: version and data together, the data
+        left out (None) where the version is ``known[key]``. ``handle`` is what
+        :meth:`read` hands its work."""
 
     # ------------------------------------------------------------------ writes
 
@@ -103,6 +112,39 @@ class Backend(abc.ABC):
         violation: the only foreign keys written here point at the world) or None."""
 
     # ------------------------------------------------------------------ transactions
+
+    def read(self, work: Callable[[Any], _T]) -> _T:
+        """``work(handle)`` on a read-only connection (the handle :meth:`rows` takes).
+
+        A connection that was idle in a pool may have died meanwhile (a restarted server, a
+        dropped link) without anyone noticing: ``work`` then runs once more on a new one,
+        which is safe because it only reads. A second loss is a DatabaseUnavailableError.
+        """
+        fresh = False
+        while True:
+            try:
+                handle, reused, lease = self._acquire_read(fresh)
+            except Exception:
+                with driver_errors(self.classify):
+                    raise
+            try:
+                return work(handle)
+            except Exception as exc:
+                if not reused or fresh or self.classify(exc) != "disconnect":
+                    with driver_errors(self.classify):
+                        raise
+                fresh = True
+            finally:
+                self._release_read(lease)
+
+    def _acquire_read(self, fresh: bool) -> tuple[Any, bool, Any]:
+        """``(handle, reused, lease)`` for :meth:`read`: by default the driver connection of
+        the engine's pool (``reused`` False: that pool checks its connections itself)."""
+        conn = self.engine.raw_connection()
+        return conn.driver_connection, False, conn
+
+    def _release_read(self, lease: Any) -> None:
+        lease.close()
 
     @contextlib.contextmanager
     def read_connection(self) -> Iterator[Connection]:

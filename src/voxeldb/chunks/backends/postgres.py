@@ -11,6 +11,7 @@ delete, a ``pg_restore`` or in a copied database (docs/storage.md).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,11 +20,12 @@ import psycopg.errors
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
+from voxeldb._engine import read_pool
 from voxeldb._ids import fresh_versions
 from voxeldb._summary import seal_summary
 from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
 from voxeldb.chunks._schema import CHUNK_KEY_COLUMNS, CHUNK_WRITE_COLUMNS, world_chunks_table
-from voxeldb.chunks.backends._base import Backend, NewRow
+from voxeldb.chunks.backends._base import Backend, Known, NewRow, ReadRow
 from voxeldb.errors import DriverErrorKind
 
 __all__ = ["PostgresBackend"]
@@ -34,8 +36,10 @@ _T = world_chunks_table.name
 _WRITE = ", ".join(CHUNK_WRITE_COLUMNS)
 _PK = ", ".join(CHUNK_KEY_COLUMNS)
 
-_ANY_MAX_WIDTH = 512
-"""Up to this many x values a rectangle is probed column by column (``chunk_x = ANY``)."""
+_ANY_MAX_WIDTH = 4096
+"""Up to this many columns of x a rectangle is probed column by column (``chunk_x = ANY``):
+one descent of the primary-key index per column, then a range over z. A wider one skips from
+stored column to stored column instead (:func:`_rect_select`)."""
 
 _TRANSIENT = (
     psycopg.errors.DeadlockDetected,
@@ -49,9 +53,25 @@ _DATA_BY_KEYS = (
     "SELECT c.chunk_x, c.chunk_z, c.version, c.data FROM " + _KEYS + f" JOIN {_T} c "
     "ON c.world_id = %s AND c.chunk_x = k.x AND c.chunk_z = k.z"
 )
-_VERSIONS_BY_KEYS = (
-    "SELECT c.chunk_x, c.chunk_z, c.version FROM " + _KEYS + f" JOIN {_T} c "
+_ROWS_BY_KEYS = (
+    "SELECT c.chunk_x, c.chunk_z, c.version, CASE WHEN c.version = k.v THEN NULL ELSE c.data END "
+    f"FROM unnest(%b::int4[], %b::int4[], %b::int8[]) AS k(x, z, v) JOIN {_T} c "
     "ON c.world_id = %s AND c.chunk_x = k.x AND c.chunk_z = k.z"
+)
+_ROW_BY_KEY = (
+    "SELECT version, CASE WHEN version = %s::int8 THEN NULL ELSE data END "
+    f"FROM {_T} WHERE world_id = %s AND chunk_x = %s::int4 AND chunk_z = %s::int4"
+)
+# The data of a rectangle's rows, left out where the version is the one the reader holds:
+# ``k`` is the held versions of the bounding box ``kx``, ``kz`` (``kw`` wide in z), row-major,
+# ``_NOTHING`` where nothing is held. Neither NULLs nor a cast: PostgreSQL finds an element of
+# an array with NULLs by walking it from the start, and in a generic plan (a prepared
+# statement's sixth run on) it casts an array parameter anew for every row; either made each
+# row cost the whole array.
+_NOTHING = -(2**63 - 1)
+_DATA_UNLESS_KNOWN = (
+    "CASE WHEN c.version = (%(k)b)[(c.chunk_x - %(kx)s) * %(kw)s + c.chunk_z - %(kz)s + 1] "
+    f"AND c.version <> {_NOTHING} THEN NULL ELSE c.data END"
 )
 _LOCK = _DATA_BY_KEYS + " ORDER BY c.chunk_x, c.chunk_z FOR UPDATE OF c"
 _EXISTING = (
@@ -93,7 +113,9 @@ _COPY = f"COPY {_T} ({_WRITE}) FROM STDIN (FORMAT BINARY)"
 _COPY_TYPES = ["uuid", "int4", "int4", "bytea", "int8", "bytea"]
 
 
-def _raw(conn: Connection) -> psycopg.Connection[Any]:
+def _raw(conn: Connection | psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    if isinstance(conn, psycopg.Connection):
+        return conn
     raw = conn.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
     return raw
@@ -119,42 +141,31 @@ class PostgresBackend(Backend):
 
     name = "postgresql"
 
-    def _cursor(self, conn: Connection) -> psycopg.Cursor[Any]:
-        return _raw(conn).cursor(binary=True)
+    def _cursor(self, conn: Any) -> contextlib.AbstractContextManager[psycopg.Cursor[Any]]:
+        if isinstance(conn, Connection | psycopg.Connection):
+            return _raw(conn).cursor(binary=True)
+        return contextlib.nullcontext(conn)  # a read handle (Backend.read): the pool's cursor
 
-    def _rect_sql(self, rect: Rect, columns: str) -> tuple[str, list[Any]]:
-        x0, z0, x1, z1 = rect
-        if x1 - x0 < _ANY_MAX_WIDTH:
-            # One index descent per column of x, then a range on z: reads exactly the
-            # rectangle's index entries however many chunks the world has around it.
-            return (
-                f"SELECT {columns} FROM {_T} WHERE world_id = %s "
-                "AND chunk_x = ANY(%s::int4[]) AND chunk_z BETWEEN %s AND %s",
-                [self.world_id, list(range(x0, x1 + 1)), z0, z1],
-            )
-        return (
-            f"SELECT {columns} FROM {_T} WHERE world_id = %s "
-            "AND chunk_x BETWEEN %s AND %s AND chunk_z BETWEEN %s AND %s",
-            [self.world_id, x0, x1, z0, z1],
-        )
+    def _acquire_read(self, fresh: bool) -> tuple[Any, bool, Any]:
+        # Autocommit connections of their own: no BEGIN, no ROLLBACK, no ping round trip.
+        lease, reused = read_pool(self.engine).acquire(fresh=fresh)
+        return lease.cursor, reused, lease
 
-    def versions(self, conn: Connection, rects: Sequence[Rect]) -> list[VersionRow]:
-        parts = [self._rect_sql(r, "chunk_x, chunk_z, version") for r in rects if _nonempty(r)]
-        if not parts:
-            return []
-        sql = " UNION ALL ".join(f"({p[0]})" for p in parts) + " ORDER BY 1, 2"
-        params = [value for p in parts for value in p[1]]
-        with self._cursor(conn) as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
+    def _release_read(self, lease: Any) -> None:
+        read_pool(self.engine).release(lease)
 
-    def versions_of(self, conn: Connection, keys: Sequence[Key]) -> list[VersionRow]:
-        if not keys:
+    def _select(self, rects: Sequence[Rect], columns: str, params: dict[str, Any]) -> str:
+        params["w"] = self.world_id
+        parts = [_rect_select(r, columns, params, n) for n, r in enumerate(rects) if _nonempty(r)]
+        return " UNION ALL ".join(f"({p})" for p in parts)
+
+    def versions(self, conn: Any, rects: Sequence[Rect]) -> list[VersionRow]:
+        params: dict[str, Any] = {}
+        sql = self._select(rects, "c.chunk_x, c.chunk_z, c.version", params)
+        if not sql:
             return []
         with self._cursor(conn) as cur:
-            cur.execute(
-                _VERSIONS_BY_KEYS, ([k[0] for k in keys], [k[1] for k in keys], self.world_id)
-            )
+            cur.execute(sql + " ORDER BY 1, 2", params)
             return cur.fetchall()
 
     def data(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
@@ -164,11 +175,30 @@ class PostgresBackend(Backend):
             cur.execute(_DATA_BY_KEYS, ([k[0] for k in keys], [k[1] for k in keys], self.world_id))
             return cur.fetchall()
 
-    def data_rect(self, conn: Connection, rect: Rect) -> list[Row]:
-        sql, params = self._rect_sql(rect, "chunk_x, chunk_z, version, data")
-        with self._cursor(conn) as cur:
-            cur.execute(sql, params)
+    def rows(
+        self, handle: Any, rects: Sequence[Rect] | None, keys: Sequence[Key], known: Known
+    ) -> list[ReadRow]:
+        cur: psycopg.Cursor[Any] = handle
+        if rects is None:
+            if not keys:
+                return []
+            if len(keys) == 1:
+                ((x, z),) = keys
+                cur.execute(_ROW_BY_KEY, (known.get((x, z)), self.world_id, x, z))
+                return [(x, z, version, data) for version, data in cur.fetchall()]
+            xs, zs = [k[0] for k in keys], [k[1] for k in keys]
+            cur.execute(_ROWS_BY_KEYS, (xs, zs, [known.get(k) for k in keys], self.world_id))
             return cur.fetchall()
+        rects = [r for r in rects if _nonempty(r)]
+        if not rects:
+            return []
+        params: dict[str, Any] = {}
+        columns = "c.chunk_x, c.chunk_z, c.version, c.data"
+        if known:
+            columns = "c.chunk_x, c.chunk_z, c.version, " + _DATA_UNLESS_KNOWN
+            _known_grid(rects, known, params)
+        cur.execute(self._select(rects, columns, params), params)
+        return cur.fetchall()
 
     def connect_for_write(self) -> Connection:
         return self.engine.connect()
@@ -305,3 +335,54 @@ def _connection_lost(exc: psycopg.Error) -> bool:
 
 def _nonempty(rect: Rect) -> bool:
     return rect[0] <= rect[2] and rect[1] <= rect[3]
+
+
+def _rect_select(rect: Rect, columns: str, params: dict[str, Any], n: int) -> str:
+    """A SELECT of ``columns`` (of ``world_chunks c``) over ``rect``, its parameters added to
+    ``params`` under names ending in ``n``; ``params["w"]`` is the world.
+
+    Always a primary-key index scan, whatever the planner thinks of the world's size: a
+    ``chunk_x BETWEEN`` range over a wide rectangle is estimated as a large part of the table
+    and planned as a sequential scan of every world's rows. A narrow rectangle lists its
+    columns (``chunk_x = ANY``); a wider one finds each stored column with one descent
+    (a recursive CTE, PostgreSQL having no skip scan), so a wide or sparse area costs the
+    columns the world holds there, not its width.
+    """
+    x0, z0, x1, z1 = rect
+    params[f"z0_{n}"], params[f"z1_{n}"] = z0, z1
+    zs = f"c.chunk_z BETWEEN %(z0_{n})s::int4 AND %(z1_{n})s::int4"
+    if x1 - x0 < _ANY_MAX_WIDTH:
+        params[f"xs_{n}"] = list(range(x0, x1 + 1))
+        return (
+            f"SELECT {columns} FROM {_T} c WHERE c.world_id = %(w)s "
+            f"AND c.chunk_x = ANY(%(xs_{n})b) AND {zs}"
+        )
+    params[f"x0_{n}"], params[f"x1_{n}"] = x0, x1
+    first = (
+        f"SELECT chunk_x FROM {_T} WHERE world_id = %(w)s "
+        f"AND chunk_x BETWEEN %(x0_{n})s::int4 AND %(x1_{n})s::int4 ORDER BY chunk_x LIMIT 1"
+    )
+    after = (
+        f"SELECT chunk_x FROM {_T} WHERE world_id = %(w)s "
+        f"AND chunk_x > xs.x AND chunk_x <= %(x1_{n})s::int4 ORDER BY chunk_x LIMIT 1"
+    )
+    return (
+        f"WITH RECURSIVE xs(x) AS (({first}) UNION ALL SELECT ({after}) FROM xs "
+        f"WHERE xs.x IS NOT NULL) SELECT {columns} FROM xs JOIN {_T} c "
+        f"ON c.world_id = %(w)s AND c.chunk_x = xs.x AND {zs}"
+    )
+
+
+def _known_grid(rects: Sequence[Rect], known: Known, params: dict[str, Any]) -> None:
+    """``known`` as the dense row-major array over the rects' bounding box that
+    ``_DATA_UNLESS_KNOWN`` indexes (``_NOTHING`` where nothing is held)."""
+    kx = min(r[0] for r in rects)
+    kz = min(r[1] for r in rects)
+    width = max(r[3] for r in rects) - kz + 1
+    x1 = max(r[2] for r in rects)
+    z1 = kz + width - 1
+    grid = [_NOTHING] * ((x1 - kx + 1) * width)
+    for (x, z), version in known.items():
+        if kx <= x <= x1 and kz <= z <= z1:
+            grid[(x - kx) * width + z - kz] = version
+    params.update(k=grid, kx=kx, kz=kz, kw=width)

@@ -23,7 +23,7 @@ from voxeldb._ids import fresh_version, fresh_versions
 from voxeldb._summary import seal_summary
 from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
 from voxeldb.chunks._schema import CHUNK_KEY_COLUMNS, CHUNK_WRITE_COLUMNS, world_chunks_table
-from voxeldb.chunks.backends._base import Backend, NewRow
+from voxeldb.chunks.backends._base import Backend, Known, NewRow, ReadRow
 from voxeldb.errors import DriverErrorKind
 
 __all__ = ["SQLiteBackend"]
@@ -51,7 +51,9 @@ _UPDATE = (
 )
 
 
-def _raw(conn: Connection) -> sqlite3.Connection:
+def _raw(conn: Connection | sqlite3.Connection) -> sqlite3.Connection:
+    if isinstance(conn, sqlite3.Connection):
+        return conn  # a read handle (Backend.read)
     raw = conn.connection.driver_connection
     assert isinstance(raw, sqlite3.Connection)
     return raw
@@ -67,22 +69,26 @@ class SQLiteBackend(Backend):
         # The Uuid type's storage on SQLite: CHAR(32) of hex digits (docs/schema.md).
         return self.world_id.hex
 
-    def _query(self, conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    def _query(self, conn: Any, sql: str, params: Sequence[Any]) -> list[Any]:
         return _raw(conn).execute(sql, params).fetchall()
 
-    def versions(self, conn: Connection, rects: Sequence[Rect]) -> list[VersionRow]:
-        rects = [r for r in rects if r[0] <= r[2] and r[1] <= r[3]]
-        if not rects:
-            return []
+    def _rects_sql(self, rects: Sequence[Rect], columns: str) -> tuple[str, list[Any]]:
+        # world_id first, then ranges: the primary-key index, within this world's rows only.
         part = (
-            f"SELECT chunk_x, chunk_z, version FROM {_T} WHERE world_id = ? "
+            f"SELECT {columns} FROM {_T} WHERE world_id = ? "
             "AND chunk_x BETWEEN ? AND ? AND chunk_z BETWEEN ? AND ?"
         )
-        sql = " UNION ALL ".join([part] * len(rects)) + " ORDER BY 1, 2"
         params: list[Any] = []
         for x0, z0, x1, z1 in rects:
             params += [self._wid, x0, x1, z0, z1]
-        return self._query(conn, sql, params)
+        return " UNION ALL ".join([part] * len(rects)), params
+
+    def versions(self, conn: Any, rects: Sequence[Rect]) -> list[VersionRow]:
+        rects = [r for r in rects if r[0] <= r[2] and r[1] <= r[3]]
+        if not rects:
+            return []
+        sql, params = self._rects_sql(rects, "chunk_x, chunk_z, version")
+        return self._query(conn, sql + " ORDER BY 1, 2", params)
 
     def _keys_sql(self, columns: str, n: int) -> str:
         values = ",".join(["(?, ?)"] * n)
@@ -91,7 +97,7 @@ class SQLiteBackend(Backend):
             f"AND (chunk_x, chunk_z) IN (VALUES {values})"
         )
 
-    def _by_keys(self, conn: Connection, keys: Sequence[Key], columns: str) -> list[Any]:
+    def _by_keys(self, conn: Any, keys: Sequence[Key], columns: str) -> list[Any]:
         rows: list[Any] = []
         for start in range(0, len(keys), _KEYS_PER_STATEMENT):
             part = keys[start : start + _KEYS_PER_STATEMENT]
@@ -101,20 +107,39 @@ class SQLiteBackend(Backend):
             rows += self._query(conn, self._keys_sql(columns, len(part)), params)
         return rows
 
-    def versions_of(self, conn: Connection, keys: Sequence[Key]) -> list[VersionRow]:
-        return self._by_keys(conn, keys, "chunk_x, chunk_z, version")
-
     def data(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
         return self._by_keys(conn, keys, "chunk_x, chunk_z, version, data")
 
-    def data_rect(self, conn: Connection, rect: Rect) -> list[Row]:
-        x0, z0, x1, z1 = rect
-        return self._query(
-            conn,
-            f"SELECT chunk_x, chunk_z, version, data FROM {_T} WHERE world_id = ? "
-            "AND chunk_x BETWEEN ? AND ? AND chunk_z BETWEEN ? AND ? ORDER BY 1, 2",
-            [self._wid, x0, x1, z0, z1],
-        )
+    def rows(
+        self, handle: Any, rects: Sequence[Rect] | None, keys: Sequence[Key], known: Known
+    ) -> list[ReadRow]:
+        if rects is not None:
+            rects = [r for r in rects if r[0] <= r[2] and r[1] <= r[3]]
+            if not rects:
+                return []
+        if rects is None and len(keys) == 1:
+            ((x, z),) = keys
+            found = self._query(
+                handle,
+                f"SELECT version, data FROM {_T} WHERE world_id = ? AND chunk_x = ? AND chunk_z = ?",
+                (self._wid, x, z),
+            )
+            # The blob of a held version is read too: in-process, that costs less than asking.
+            return [(x, z, v, None if known.get((x, z)) == v else d) for v, d in found]
+        if not known:
+            if rects is None:
+                return self._by_keys(handle, keys, "chunk_x, chunk_z, version, data")
+            sql, params = self._rects_sql(rects, "chunk_x, chunk_z, version, data")
+            return self._query(handle, sql, params)
+        # In-process, a second statement costs no round trip: versions first, then only the
+        # blobs the reader does not hold (a write in between is read at its newer version).
+        if rects is None:
+            current = self._by_keys(handle, keys, "chunk_x, chunk_z, version")
+        else:
+            current = self.versions(handle, rects)
+        held: list[ReadRow] = [(x, z, v, None) for x, z, v in current if known.get((x, z)) == v]
+        missing = [(x, z) for x, z, v in current if known.get((x, z)) != v]
+        return held + self._by_keys(handle, missing, "chunk_x, chunk_z, version, data")
 
     def connect_for_write(self) -> Connection:
         return self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")

@@ -154,6 +154,55 @@ class RedisChunkCache:
 
         return self._fetch(world_key, wanted, encode)
 
+    def peek_many(
+        self, world_key: str, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], tuple[int, memoryview]]:
+        """``(version, payload)`` of every entry of ``keys`` at whatever version, in this
+        cache's mode (:meth:`payload_array`, :meth:`payload_encoded` convert it): for a reader
+        that learns the current versions afterwards. Hits and misses are for it to
+        :meth:`count`."""
+        held: dict[tuple[int, int], tuple[int, memoryview]] = {}
+        if not keys:
+            return held
+        values = self._mget([self.key(world_key, cx, cz) for cx, cz in keys])
+        if values is None:
+            return held
+        for key, value in zip(keys, values, strict=True):
+            if value is not None and len(value) >= _VERSION.size:
+                view = memoryview(value)
+                held[key] = (_VERSION.unpack_from(view)[0], view[_VERSION.size :])
+        return held
+
+    def count(self, hits: int, misses: int) -> None:
+        """Add to the ``hits`` and ``misses`` of :meth:`stats`."""
+        with self._lock:
+            self._hits += hits
+            self._misses += misses
+
+    def payload_array(
+        self,
+        payload: memoryview,
+        decode: Callable[[memoryview], np.ndarray[Any, Any]] = decode_chunk,
+    ) -> np.ndarray[Any, Any] | None:
+        """A :meth:`peek_many` payload as an array (by ``decode`` in encoded mode, a read-only
+        view of the reply in decoded mode); None for an entry that is not one."""
+        if self.mode == "decoded":
+            return _raw_array(payload)
+        if payload[: len(_RAW_MAGIC)] == _RAW_MAGIC:
+            return None
+        try:
+            return decode(payload)
+        except ChunkFormatError as exc:
+            logger.warning("discarding an undecodable Redis cache entry: %s", exc)
+            return None
+
+    def payload_encoded(self, payload: memoryview) -> bytes | None:
+        """A :meth:`peek_many` payload as the codec's bytes; None for an entry that is not one."""
+        if self.mode == "encoded":
+            return _encoded_payload(payload)
+        array = _raw_array(payload)
+        return None if array is None else encode_chunk(array)
+
     def _fetch(
         self,
         world_key: str,
@@ -164,19 +213,7 @@ class RedisChunkCache:
         found: dict[tuple[int, int], _T] = {}
         if not wanted:
             return found
-        keys = [self.key(world_key, cx, cz) for cx, cz, _ in wanted]
-
-        def mget() -> list[bytes | None]:
-            if len(keys) <= MGET_BATCH:
-                return cast("list[bytes | None]", self._client.mget(keys))
-            # Several bounded replies, still one round trip.
-            pipe = self._client.pipeline(transaction=False)
-            for start in range(0, len(keys), MGET_BATCH):
-                pipe.mget(keys[start : start + MGET_BATCH])
-            batches = cast("list[list[bytes | None]]", pipe.execute())
-            return [value for batch in batches for value in batch]
-
-        values = self._call(mget)
+        values = self._mget([self.key(world_key, cx, cz) for cx, cz, _ in wanted])
         if values is None:
             with self._lock:
                 self._misses += len(wanted)
@@ -196,6 +233,21 @@ class RedisChunkCache:
             self._hits += hits
             self._misses += len(wanted) - hits
         return found
+
+    def _mget(self, keys: list[str]) -> list[bytes | None] | None:
+        """The values of ``keys`` in one round trip; None when Redis is unavailable."""
+
+        def mget() -> list[bytes | None]:
+            if len(keys) <= MGET_BATCH:
+                return cast("list[bytes | None]", self._client.mget(keys))
+            # Several bounded replies, still one round trip.
+            pipe = self._client.pipeline(transaction=False)
+            for start in range(0, len(keys), MGET_BATCH):
+                pipe.mget(keys[start : start + MGET_BATCH])
+            batches = cast("list[list[bytes | None]]", pipe.execute())
+            return [value for batch in batches for value in batch]
+
+        return self._call(mget)
 
     # -- writes -------------------------------------------------------------------------
 

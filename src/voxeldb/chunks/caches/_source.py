@@ -1,61 +1,59 @@
-"""What a cache tier wraps: a :class:`ChunkSource` answers ``{key: version}`` with chunks.
+"""What a cache tier wraps: a :class:`ChunkSource` answers a :class:`Request` with chunks.
 
 The backend's source (``voxeldb.chunks._reads.DatabaseSource``) is the innermost one; each
 cache tier (``LRUTier``, ``RedisTier``) is a source that wraps another, zarr's
-``WrapperStore``/``CacheStore`` idea: it answers the keys it holds at *exactly* the version
-asked for, asks the source it wraps for the rest, keeps what comes back, and returns both.
-The versions always come from the database first (``ChunkStore`` reads them before it calls
-``fetch``), so a tier can never serve a chunk the database does not hold (docs/caching.md).
+``WrapperStore``/``CacheStore`` idea. On the way in each tier adds to the request the
+versions it holds of the positions asked for; the database then answers every stored
+position with its current version, and sends the data only where that version is not the
+one held. On the way out each tier fills in what it held at exactly the current version
+and keeps what came from further in. So a tier never serves a chunk the database does not
+hold at that very version, and a read is one database statement (docs/caching.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Protocol
-
-from sqlalchemy import Connection
 
 from voxeldb.chunks._geometry import Blocks, Key, Rect
 
-__all__ = ["ChunkSource", "Found", "Read", "Written"]
+__all__ = ["ChunkSource", "Found", "Request", "Written"]
 
 Written = tuple[int, int, int, bytes | None, Blocks | None]
 """``(cx, cz, version, encoded, array)`` of a committed write; either form may be None."""
 
 
-class Read:
-    """One read's way to the database, handed through the tiers untouched (they never use it).
+class Request:
+    """One read, handed through the tiers.
 
-    ``connection()`` opens the connection on first use (a read all tiers answer needs
-    none); ``rect`` is the rectangle the wanted keys came from, and ``count`` how many
-    keys were wanted before any tier answered: a source asked for all of them may read the
-    rectangle by range instead of by key list.
+    ``rects``: the rectangles the database statement covers (None: exactly ``keys``);
+    ``keys``: every position asked for, which each tier looks up; ``known``: the versions
+    held so far (by the reader itself, then by the tiers on the way in), whose data the
+    database leaves out; ``encoded``: the codec's bytes are wanted, not arrays.
     """
 
-    __slots__ = ("_conn", "_open", "count", "rect")
+    __slots__ = ("encoded", "keys", "known", "rects")
 
     def __init__(
         self,
-        open_connection: Callable[[], Connection],
+        rects: Sequence[Rect] | None,
+        keys: Sequence[Key],
+        known: dict[Key, int] | None = None,
         *,
-        rect: Rect | None = None,
-        count: int = 0,
+        encoded: bool = False,
     ) -> None:
-        self._open = open_connection
-        self._conn: Connection | None = None
-        self.rect = rect
-        self.count = count
-
-    def connection(self) -> Connection:
-        if self._conn is None:
-            self._conn = self._open()
-        return self._conn
+        self.rects = rects
+        self.keys = keys
+        self.known: dict[Key, int] = {} if known is None else known
+        self.encoded = encoded
 
 
 class Found:
-    """What a source answered: ``arrays`` (read-only), or ``encoded`` bytes for an encoded
-    fetch; ``versions`` the version of each (that of the row read, which may be newer than
-    the one asked for); ``encoded`` also holds the bytes of arrays a tier got them with."""
+    """A source's answer: ``versions`` of every stored position asked for (that of the row
+    read, which may be newer than one held); ``arrays`` (read-only) or, for an encoded
+    request, ``encoded`` bytes, of the positions this source or those it wraps supplied.
+    A position in ``versions`` without a value is held by whoever put its version in
+    ``Request.known``. ``encoded`` also holds the bytes the arrays were decoded from."""
 
     __slots__ = ("arrays", "encoded", "versions")
 
@@ -66,14 +64,10 @@ class Found:
 
 
 class ChunkSource(Protocol):
-    """Chunks by key at given versions; the store's cache tiers and its backend are sources."""
+    """Chunks by position; the store's cache tiers and its backend are sources."""
 
-    def fetch(self, wanted: Mapping[Key, int], read: Read, *, encoded: bool = False) -> Found:
-        """The chunks of ``wanted`` (``{(cx, cz): version}``) that this source can give.
-
-        With ``encoded`` the codec's bytes are wanted (``Found.encoded``), else arrays. A key
-        left out is not stored (deleted since its version was read).
-        """
+    def fetch(self, request: Request) -> Found:
+        """The stored chunks of ``request`` (see :class:`Request` and :class:`Found`)."""
         ...
 
     def written(self, items: Sequence[Written], *, owned: bool = False) -> None:
