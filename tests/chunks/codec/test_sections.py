@@ -255,6 +255,15 @@ def test_an_id_the_threads_table_does_not_know_is_never_numbered_as_another(
         assert_same(decode_chunk(alone), second)
 
 
+def test_the_threads_id_table_numbers_little_endian() -> None:
+    """Two neighbouring codes are read as one little-endian word (the pair keys): codes in
+    the host's order would pair the wrong blocks on a big-endian host."""
+    _palette._known.__dict__.clear()
+    ids = np.arange(20, dtype=np.uint16) * 400 + 1000
+    encode_chunk(_runs_of(ids))
+    assert _palette._known.table.dtype == np.dtype("<u2")
+
+
 def test_the_ids_of_earlier_chunks_never_change_the_bytes() -> None:
     """The thread's table of known ids is a shortcut only."""
     rng = np.random.default_rng(9)
