@@ -27,7 +27,7 @@ from voxeldb.errors import ConcurrencyError, CoordinateError, ValidationError
 __all__ = ["Cached", "EditPlan", "apply_edits", "edit_blocks", "plan_edits"]
 
 Cached = Callable[[list[tuple[Key, int]]], dict[Key, Blocks]]
-"""The arrays a cache holds for ``(key, version)`` pairs (hits only, read-only)."""
+"""Writable copies of the arrays a cache holds for ``(key, version)`` pairs (hits only)."""
 
 _U16_MAX = 2**16 - 1
 _U32_MAX = 2**32 - 1
@@ -229,8 +229,9 @@ def apply_edits(
 
     With ``journal``, one ``"edit"`` entry per chunk (positions, old and new ids) is added to
     it, and :meth:`JournalWriter.finish` is called as the last statement. ``cached`` gives
-    the arrays a cache holds at exactly the locked rows' versions: those are copied instead
-    of decoded (a game server edits the chunks its players stand in, which it has read)."""
+    writable copies of the arrays a cache holds at exactly the locked rows' versions: those
+    are edited instead of decoding the rows (a game server edits the chunks its players
+    stand in, which it has read)."""
     ids = np.asarray(intern_states(conn, backend.world_id, plan.states), dtype=np.int64)
     if len(ids) and int(ids.max()) > _U32_MAX:
         raise ConcurrencyError("block-state id space exhausted (more than 2**32 states)")
@@ -279,9 +280,7 @@ def apply_edits(
         done = []
         for cx, cz, _, _ in locked:
             base = decoded.get((cx, cz))
-            if base is None:  # the cache's array is shared and read-only: edit a copy
-                base = hits[(cx, cz)].copy()
-            arrays[(cx, cz)] = edited((cx, cz), base)
+            arrays[(cx, cz)] = edited((cx, cz), hits[(cx, cz)] if base is None else base)
             done.append((cx, cz))
         if done:
             written.update(backend.update(conn, _rows(done, arrays, encoded, encode)))

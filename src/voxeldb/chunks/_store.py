@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
+import numpy as np
 from sqlalchemy import Connection, Engine
 
 from voxeldb._ids import as_uuid
@@ -346,10 +347,17 @@ class ChunkStore:
         return plan.count
 
     def _cached(self, pairs: list[tuple[Key, int]]) -> dict[Key, Blocks]:
-        """The in-process cache's arrays at exactly these versions (for ``set_blocks``)."""
-        world = self.world_id.hex
-        hits = self._lru.get_many(((world, cx, cz), v) for (cx, cz), v in pairs)
-        return {(key[1], key[2]): array for key, array in hits.items()}  # type: ignore[index]
+        """Writable copies of the in-process cache's arrays at exactly these versions (for
+        ``set_blocks``), in memory the cache recycles: fresh memory would cost a page fault
+        per 4 KiB, more than the copy."""
+        world, lru = self.world_id.hex, self._lru
+        hits = lru.get_many(((world, cx, cz), v) for (cx, cz), v in pairs)
+        copies = {}
+        for key, array in hits.items():
+            copy = lru.take(array.shape, array.dtype)
+            np.copyto(copy, array)
+            copies[(key[1], key[2])] = copy  # type: ignore[index]
+        return copies
 
     # ------------------------------------------------------------------ journal
 
