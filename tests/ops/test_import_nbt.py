@@ -21,6 +21,7 @@ from tests._services import require_external
 from tests.ops import _mca
 from voxeldb.ops._import import _anvil
 from voxeldb.ops._import._nbt import parse_block_entities, read_chunk
+from voxeldb.ops._import._parsed import state_key
 
 SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "anvil-vanilla-sample"
 
@@ -191,3 +192,95 @@ def test_a_damaged_chunk_is_a_damaged_column() -> None:
     slot = _anvil.Slot("r.0.0.mca", 0, 0, 3, raw[: len(raw) // 2])
     column = _anvil.parse_batch([slot])[0]
     assert column.damaged is not None and "chunk (0, 0) in r.0.0.mca" in column.damaged
+
+
+def _reference_column(raw: bytes) -> tuple[list[str], dict[int, np.ndarray]]:
+    """The column as a section at a time, by nbtlib and a plain shift per index."""
+    root = nbtlib.File.parse(io.BytesIO(raw))
+    keys = ['{"type":"air"}']
+    blocks = {}
+    for section in root["sections"]:
+        states = section.get("block_states")
+        if states is None:
+            continue
+        local = []
+        for entry in states["palette"]:
+            name = str(entry["Name"])
+            state = {"type": name}
+            for key, value in entry.get("Properties", {}).items():
+                state["type_" if key == "type" else str(key)] = str(value)
+            key = '{"type":"air"}' if name == "minecraft:air" else state_key(state)
+            if key not in keys:
+                keys.append(key)
+            local.append(keys.index(key))
+        if "data" not in states:
+            indices = np.zeros(4096, dtype=np.int64)
+        else:
+            bits = max(4, (len(local) - 1).bit_length())
+            per_long = 64 // bits
+            longs = [int(v) & (2**64 - 1) for v in states["data"]]
+            indices = np.array(
+                [
+                    (longs[i // per_long] >> (bits * (i % per_long))) & ((1 << bits) - 1)
+                    for i in range(4096)
+                ]
+            )
+        mapped = np.array(local)[indices]
+        if mapped.any():
+            blocks[int(section["Y"])] = mapped.reshape(16, 16, 16)
+    return keys, blocks
+
+
+def test_full_chunks_unpack_as_a_section_at_a_time() -> None:
+    """All sections of a chunk at once (``_blockstates``) against a plain reading of each,
+    on every eighth full chunk of the sample (the plain reading is slow)."""
+    for raw in _full_chunks()[::8]:
+        keys, blocks = _reference_column(raw)
+        root = read_chunk(raw)
+        column = _anvil.parse_chunk_nbt(root.x, root.z, raw)
+        assert column.damaged is None and column.palette == keys
+        assert column.ys == list(blocks)
+        for y, indices in column.sections:
+            assert np.array_equal(indices, blocks[y]), y
+
+
+def _chunk_with(sections: list[nbtlib.Compound]) -> bytes:
+    chunk = _odd_chunk()
+    chunk["sections"] = nbtlib.tag.List[nbtlib.tag.Compound](sections)
+    return _nbt(chunk)
+
+
+def _section(y: int, names: list[str], indices: list[int]) -> nbtlib.Compound:
+    t = nbtlib.tag
+    bits = max(4, (len(names) - 1).bit_length())
+    per_long = 64 // bits
+    longs = []
+    for start in range(0, 4096, per_long):
+        value = 0
+        for i, index in enumerate(indices[start : start + per_long]):
+            value |= index << (bits * i)
+        longs.append(value - (1 << 64) if value >= 1 << 63 else value)
+    palette = t.List[t.Compound]([t.Compound({"Name": t.String(n)}) for n in names])
+    states = t.Compound({"palette": palette, "data": t.LongArray(longs)})
+    return t.Compound({"Y": t.Byte(y), "block_states": states})
+
+
+def test_wide_palettes_and_the_first_bad_section_named() -> None:
+    names = ["minecraft:air"] + [f"minecraft:b{i}" for i in range(40)]  # 6 bits
+    wide = _section(0, names, [i % 41 for i in range(4096)])
+    small = _section(1, ["minecraft:stone", "minecraft:air"], [i % 2 for i in range(4096)])
+    column = _anvil.parse_chunk_nbt(-7, 12, _chunk_with([wide, small]))
+    assert column.ys == [0, 1] and len(column.palette) == 42
+    first, second = column.blocks if column.blocks is not None else (None, None)
+    assert first is not None and second is not None
+    assert column.palette[int(first.reshape(-1)[5])] == '{"type":"minecraft:b4"}'
+    assert column.palette[int(second.reshape(-1)[0])] == '{"type":"minecraft:stone"}'
+    assert int(second.reshape(-1)[1]) == 0
+    past = _section(2, ["minecraft:stone", "minecraft:dirt"], [3] * 4096)
+    short = _section(3, ["minecraft:stone", "minecraft:dirt"], [0] * 4096)
+    short["block_states"]["data"] = nbtlib.tag.LongArray([0] * 10)
+    # The earlier section's error is named, as reading them one by one would.
+    with pytest.raises(ValueError, match="index 3 is past its palette"):
+        _anvil.parse_chunk_nbt(-7, 12, _chunk_with([wide, past, short]))
+    with pytest.raises(ValueError, match="has 10 longs, 256 expected"):
+        _anvil.parse_chunk_nbt(-7, 12, _chunk_with([wide, short, past]))

@@ -1,13 +1,15 @@
 """``voxeldb import``: Minecraft Java (Anvil) and Luanti worlds into a voxeldb world.
 
-=============  ==============================================================================
-module         part
-=============  ==============================================================================
-``_anvil``     region files, chunk decompression, NBT (``nbtlib``), packed block states
-``_luanti``    ``world.mt``, the map backends (``map.sqlite``, PostgreSQL), MapBlocks
-``_parsed``    the parsed column both hand the writer; the process pool
-``_write``     interning, ``put_many`` in batches, chunk metadata, the report
-=============  ==============================================================================
+================  ===========================================================================
+module            part
+================  ===========================================================================
+``_anvil``        region files, chunk decompression, the chunk's tags; the parsers' task
+``_nbt``          the NBT tags the importer keeps (block entities by ``nbtlib``)
+``_blockstates``  a chunk's packed block states, all sections at once, into a column palette
+``_luanti``       ``world.mt``, the map backends (``map.sqlite``, PostgreSQL), MapBlocks
+``_parsed``       the parsed column both hand the writer; the process pool
+``_write``        interning, ``put_many`` in batches on a writer thread, chunk metadata
+================  ===========================================================================
 
 CONTRACT §8 fixes the names and the mapping; docs/importing.md says what is kept and dropped.
 """
@@ -38,8 +40,10 @@ __all__ = ["SOURCES", "ImportProgress", "ImportReport", "import_world", "run_imp
 SOURCES = {"anvil": "-z", "luanti": "+z"}
 """Each source and the direction of north in its worlds (``"north"`` in the settings)."""
 
-ANVIL_BATCH = 16
-"""Chunks per task handed to a parser process."""
+ANVIL_BATCH = 64
+"""Chunks per task handed to a parser process (read there from the region file). About a
+fifth of a world's chunks are full: enough tasks in flight to fill a write batch of 64
+keep the parsers busy while the parent writes."""
 LUANTI_BATCH = 32
 """Columns per task handed to a parser process."""
 POOL_MIN_UNITS = 256
@@ -144,7 +148,7 @@ def _import_anvil(
     if progress is not None:
         progress.started(total, "chunks")
 
-    def tasks() -> Iterator[list[Any]]:
+    def tasks() -> Iterator[tuple[str, list[tuple[int, int, int, int]]]]:
         for path, slots in plan:
             todo = [s for s in slots if (s[0], s[1]) not in done]
             kept = len(slots) - len(todo)
@@ -152,17 +156,11 @@ def _import_anvil(
                 report.kept += kept
                 if progress is not None:
                     progress.advanced(kept)
-            batch: list[Any] = []
-            for slot in _anvil.read_slots(path, todo):
-                batch.append(slot)
-                if len(batch) >= ANVIL_BATCH:
-                    yield batch
-                    batch = []
-            if batch:
-                yield batch
+            for i in range(0, len(todo), ANVIL_BATCH):
+                yield str(path), todo[i : i + ANVIL_BATCH]
 
     n = worker_count(workers) if total >= POOL_MIN_UNITS or workers else 1
-    columns = _flatten(parallel_map(_anvil.parse_batch, tasks(), n))
+    columns = _flatten(parallel_map(_anvil.parse_region_task, tasks(), n))
     write_columns(db, db.chunks(world.id), columns, report, progress)
     return report
 

@@ -6,11 +6,10 @@ A region file ``r.X.Z.mca`` starts with 1,024 four-byte locations (a three-byte 
 zlib, 3 none, 4 LZ4 as lz4-java's ``LZ4BlockOutputStream`` writes it; +128 means the data
 is in an external ``c.X.Z.mcc`` file beside the region file) and the compressed NBT.
 
-The parent reads region files one at a time and hands small batches of still-compressed
-chunks to :func:`parse_batch`, which runs in worker processes: decompress, read the NBT
-tags the import needs (``_nbt``; block entities with ``nbtlib``), unpack every section's
-``block_states`` (1.18+: a palette and indices packed in 64-bit longs, at least 4 bits each,
-never spanning two longs) with numpy.
+The parent reads each region file's header and hands where batches of its chunks are to
+:func:`parse_region_task`, which runs in worker processes: read and decompress them, read
+the NBT tags the import needs (``_nbt``; block entities with ``nbtlib``), unpack the
+``block_states`` of all sections of a chunk at once (``_blockstates``).
 """
 
 from __future__ import annotations
@@ -25,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import lz4.block
-import numpy as np
 
-from voxeldb.ops._import._nbt import Entry, parse_block_entities, read_chunk
-from voxeldb.ops._import._parsed import AIR_KEY, Column, LocalPalette, plain_json, state_key
+from voxeldb.ops._import._blockstates import AIR_NAMES, chunk_sections, section_indices
+from voxeldb.ops._import._nbt import parse_block_entities, read_chunk
+from voxeldb.ops._import._parsed import Column, plain_json
 
 __all__ = [
     "AIR_NAMES",
@@ -36,24 +35,20 @@ __all__ = [
     "Slot",
     "chunk_shape",
     "decompress",
+    "may_be_full",
     "parse_batch",
     "parse_chunk_nbt",
+    "parse_region_task",
     "region_files",
     "region_slots",
     "section_indices",
 ]
 
-AIR_NAMES = frozenset({"minecraft:air"})
-"""Block names that become voxeldb air. ``cave_air`` and ``void_air`` stay states of their own:
-the game tells them apart (docs/importing.md)."""
-
 SECTOR = 4096
 _REGION_NAME = re.compile(r"^r\.(-?\d+)\.(-?\d+)\.mca$")
 _FULL = ("minecraft:full", "full")
-# A chunk whose bytes hold neither pattern cannot have a full Status: no need to parse it.
-_FULL_PATTERNS = tuple(
-    b"\x08\x00\x06Status" + struct.pack(">H", len(s)) + s.encode() for s in _FULL
-)
+_STATUS = b"\x08\x00\x06Status"
+_FULL_VALUES = tuple(struct.pack(">H", len(s)) + s.encode() for s in _FULL)
 _LZ4_MAGIC = b"LZ4Block"
 _LZ4_HEADER = struct.Struct("<Biii")  # token, compressed length, length, checksum
 
@@ -164,56 +159,9 @@ def decompress(compression: int, payload: bytes) -> bytes:
     raise ValueError(f"compression type {compression} is not supported")
 
 
-_KEYS: dict[Entry, str] = {}
-"""Palette entry -> state key, per process (a world has some thousands of states)."""
-
-
-def _block_key(entry: Entry) -> str:
-    key = _KEYS.get(entry)
-    if key is None:
-        if len(_KEYS) > 100_000:
-            _KEYS.clear()
-        key = _KEYS[entry] = _entry_key(entry)
-    return key
-
-
-def _entry_key(entry: Entry) -> str:
-    name, properties = entry
-    if name in AIR_NAMES:
-        return AIR_KEY
-    state: dict[str, Any] = {"type": name}
-    for key, value in properties:
-        # A property named "type" (slabs, chests) must not replace the block's name.
-        state["type_" if key == "type" else key] = value
-    return state_key(state)
-
-
-def section_indices(palette_size: int, data: Any) -> np.ndarray[Any, np.dtype[np.uint16]]:
-    """The 4,096 palette indices of a section, ``[y, z, x]``, from its packed longs."""
-    bits = max(4, (palette_size - 1).bit_length())
-    per_long = 64 // bits
-    array = np.asarray(data)
-    if array.dtype.kind not in "iu" or array.dtype.itemsize != 8:
-        raise ValueError("block_states data is not a long array")
-    # The file's signed big-endian longs, read as unsigned in native byte order.
-    longs = array.view(array.dtype.str.replace("i", "u")).astype(np.uint64)
-    expected = -(-4096 // per_long)
-    if len(longs) != expected:
-        raise ValueError(
-            f"block_states data has {len(longs)} longs, {expected} expected for "
-            f"{palette_size} states"
-        )
-    shifts = (np.arange(per_long, dtype=np.uint64) * np.uint64(bits))[None, :]
-    mask = np.uint64((1 << bits) - 1)
-    values = ((longs[:, None] >> shifts) & mask).reshape(-1)[:4096]
-    if int(values.max()) >= palette_size:
-        raise ValueError(f"block_states index {int(values.max())} is past its palette")
-    return values.astype(np.uint16).reshape(16, 16, 16)
-
-
 def parse_chunk_nbt(cx: int, cz: int, raw: bytes) -> Column:
     """A column from a chunk's decompressed NBT (``skipped`` when not fully generated)."""
-    if not any(p in raw for p in _FULL_PATTERNS):
+    if not may_be_full(raw):
         return Column(cx, cz, skipped="not_full")
     root = read_chunk(raw)
     if root.old:
@@ -229,34 +177,24 @@ def parse_chunk_nbt(cx: int, cz: int, raw: bytes) -> Column:
         raise ValueError("it has no xPos or zPos")
     if (root.x, root.z) != (cx, cz):
         raise ValueError(f"its data says it is chunk ({root.x}, {root.z})")
-    palette = LocalPalette()
     column = Column(cx, cz)
-    for section in root.sections:
-        if not section.has_states:
-            continue
-        if section.y is None:
-            raise ValueError("a section has no Y")
-        entries = section.palette
-        if entries is None:
-            raise ValueError(f"section {section.y} has block states without a palette")
-        if not entries:
-            raise ValueError(f"section {section.y} has an empty palette")
-        local = np.array([palette.id_of(_block_key(e)) for e in entries], dtype=np.uint16)
-        if section.data is None:
-            if local[0] == 0:
-                continue  # all air
-            indices = np.full((16, 16, 16), local[0], dtype=np.uint16)
-        else:
-            indices = local[section_indices(len(entries), section.data)]
-            if not indices.any():
-                continue
-        column.sections.append((section.y, indices))
-    column.palette = palette.keys
+    column.palette, column.ys, column.blocks = chunk_sections(root.sections)
     metadata: dict[str, Any] = {"source": "anvil"}
     if root.block_entities is not None:
         metadata["block_entities"] = plain_json(parse_block_entities(root.block_entities))
     column.metadata = metadata
     return column
+
+
+def may_be_full(raw: bytes) -> bool:
+    """Whether a string tag ``Status`` of a full chunk is in ``raw``: one scan of the bytes
+    (most chunks of a world are not full, and are never parsed)."""
+    at = raw.find(_STATUS)
+    while at >= 0:
+        if raw.startswith(_FULL_VALUES, at + len(_STATUS)):
+            return True
+        at = raw.find(_STATUS, at + 1)
+    return False
 
 
 def _parse_slot(slot: Slot) -> Column:
@@ -274,8 +212,15 @@ def _parse_slot(slot: Slot) -> Column:
 
 
 def parse_batch(slots: list[Slot]) -> list[Column]:
-    """Parse a batch of chunks (runs in a worker process); never raises for bad data."""
+    """Parse a batch of chunks; never raises for bad data."""
     return [_parse_slot(slot) for slot in slots]
+
+
+def parse_region_task(task: tuple[str, list[tuple[int, int, int, int]]]) -> list[Column]:
+    """Read and parse some chunks of one region file (runs in a worker process: the
+    parent sends where the chunks are, not their bytes)."""
+    path, slots = task
+    return [_parse_slot(slot) for slot in read_slots(Path(path), slots)]
 
 
 class OldChunkError(ValueError):
@@ -288,7 +233,7 @@ class OldChunkError(ValueError):
 
 def chunk_shape(raw: bytes) -> tuple[int, int] | None:
     """``(min_y, height)`` a full chunk's NBT implies, or None for a chunk not full."""
-    if not any(p in raw for p in _FULL_PATTERNS):
+    if not may_be_full(raw):
         return None
     root = read_chunk(raw)
     if root.old:

@@ -411,6 +411,7 @@ def _column(task: ColumnTask) -> Column:
     column = Column(x, z)
     palette = LocalPalette()
     nodes: list[dict[str, Any]] = []
+    sections: list[tuple[int, Any]] = []
     try:
         for y, data in blocks:
             where = f"MapBlock ({x}, {y}, {z})"
@@ -430,7 +431,7 @@ def _column(task: ColumnTask) -> Column:
                 local[i] = palette.id_of(_node_key(name, pair & 0xFF))
             indices = local[inverse]
             if indices.any():
-                column.sections.append((y, indices))
+                sections.append((y, indices))
             nodes.extend(block.metadata)
     except ValueError as exc:
         return Column(x, z, damaged=f"column ({x}, {z}): {exc}")
@@ -438,6 +439,7 @@ def _column(task: ColumnTask) -> Column:
         column.skipped = "not_generated"
         return column
     column.palette = palette.keys
+    column.set_sections(sections)
     column.metadata = {"source": "luanti"}
     if nodes:
         column.metadata["nodes"] = nodes

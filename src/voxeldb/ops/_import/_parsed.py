@@ -2,7 +2,8 @@
 
 Readers run in worker processes, so everything here is plain data that pickles cheaply: a
 column is a local palette of state keys (index 0 is always air) and its non-air sections as
-``(16, 16, 16)`` uint16 arrays of indices into that palette, indexed ``[y, z, x]``.
+one ``(sections, 16, 16, 16)`` array of indices into that palette, indexed
+``[section, y, z, x]`` (uint8 when the palette allows: half the bytes to ship).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ AIR_KEY = '{"type":"air"}'
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
-Section = npt.NDArray[np.uint16]
+Sections = npt.NDArray[Any]
+"""uint8 or uint16 indices into a column palette."""
 
 
 def state_key(state: dict[str, Any]) -> str:
@@ -68,8 +70,10 @@ class Column:
     cx: int
     cz: int
     palette: list[str] = field(default_factory=lambda: [AIR_KEY])
-    sections: list[tuple[int, Section]] = field(default_factory=list)
-    """``(section index, indices)``: blocks ``16 * index`` to ``16 * index + 15`` in y."""
+    ys: list[int] = field(default_factory=list)
+    """Each stored section's index: its blocks are ``16 * index`` to ``16 * index + 15`` in y."""
+    blocks: Sections | None = None
+    """The sections' indices into ``palette``, ``(len(ys), 16, 16, 16)``."""
     metadata: dict[str, Any] | None = None
     damaged: str | None = None
     """Why the column cannot be imported (a message naming it)."""
@@ -77,6 +81,17 @@ class Column:
     """A reason it is not imported that is no damage (``"not_full"``, ``"not_generated"``)."""
     not_generated: int = 0
     """MapBlocks of the column left out because Luanti marks them not generated."""
+
+    @property
+    def sections(self) -> list[tuple[int, Sections]]:
+        """``(section index, indices)`` of each stored section."""
+        if self.blocks is None:
+            return []
+        return list(zip(self.ys, self.blocks, strict=True))
+
+    def set_sections(self, sections: list[tuple[int, Sections]]) -> None:
+        self.ys = [y for y, _indices in sections]
+        self.blocks = np.stack([indices for _y, indices in sections]) if sections else None
 
 
 def plain_json(value: Any) -> Any:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -126,26 +127,50 @@ def write_columns(
     batch_size: int = 64,
     advance_per_column: bool = True,
 ) -> None:
-    """Write ``columns`` into ``store``'s world, ``batch_size`` per transaction."""
+    """Write ``columns`` into ``store``'s world, ``batch_size`` per transaction.
+
+    A batch is written by a thread of its own while the next one is gathered (and, without
+    a pool, parsed): the writes wait on the database for much of their time (PostgreSQL's
+    COPY and commits, SQLite's commits), which parsing fills. One batch is written at a
+    time, in order, and every write has finished (or failed) when this returns.
+    """
     ids = _Ids(db, store.world_id)
     batch: list[Column] = []
-    for column in columns:
-        if column.damaged is not None:
-            _damaged(report, progress, column.damaged)
-        elif column.skipped is not None:
-            if column.skipped == "not_full":
-                report.not_full += 1
-            report.not_generated += column.not_generated
-        else:
-            report.not_generated += column.not_generated
-            batch.append(column)
-        if len(batch) >= batch_size:
-            _flush(ids, store, batch, report, progress)
-            batch = []
-        if progress is not None and advance_per_column:
-            progress.advanced(1)
-    if batch:
-        _flush(ids, store, batch, report, progress)
+    with ThreadPoolExecutor(1, thread_name_prefix="voxeldb-import-write") as writer:
+        writing: Future[int] | None = None
+
+        def flush() -> None:
+            nonlocal writing
+            job = _prepare(ids, store, batch, report, progress)
+            if writing is not None:
+                report.imported += writing.result()
+                writing = None
+            if job is not None:
+                writing = writer.submit(job)
+
+        try:
+            for column in columns:
+                if column.damaged is not None:
+                    _damaged(report, progress, column.damaged)
+                elif column.skipped is not None:
+                    if column.skipped == "not_full":
+                        report.not_full += 1
+                    report.not_generated += column.not_generated
+                else:
+                    report.not_generated += column.not_generated
+                    batch.append(column)
+                if len(batch) >= batch_size:
+                    flush()
+                    batch = []
+                if progress is not None and advance_per_column:
+                    progress.advanced(1)
+            if batch:
+                flush()
+        finally:
+            # Also when parsing stopped (Ctrl-C, an error): the batch being written is
+            # committed or not, never left half-way, before the caller goes on.
+            if writing is not None:
+                report.imported += writing.result()
 
 
 def _damaged(report: ImportReport, progress: ImportProgress | None, message: str) -> None:
@@ -157,40 +182,74 @@ def _damaged(report: ImportReport, progress: ImportProgress | None, message: str
         progress.damaged(message)
 
 
-def _flush(
+def _prepare(
     ids: _Ids,
     store: ChunkStore,
     batch: list[Column],
     report: ImportReport,
     progress: ImportProgress | None,
-) -> None:
+) -> Callable[[], int] | None:
+    """Intern the batch's states and set its damaged columns aside (on the calling thread,
+    which reports); the write of the rest, to run on the writer thread."""
     ids.intern(k for column in batch for k in column.palette)
     dtype = np.uint16 if ids.top <= np.iinfo(np.uint16).max else np.uint32
     height, min_y = store.height, store.min_y
-    items: list[tuple[int, int, Any]] = []
-    metadata: list[dict[str, Any]] = []
+    good: list[tuple[Column, npt.NDArray[Any]]] = []
     for column in batch:
-        blocks = np.zeros((height, 16, 16), dtype=dtype)
-        lut = ids.lut(column.palette).astype(dtype)
-        bad = None
-        for section_y, indices in column.sections:
-            y0 = section_y * 16 - min_y
-            if y0 < 0 or y0 + 16 > height:
-                bad = (
-                    f"chunk ({column.cx}, {column.cz}): blocks at y {section_y * 16} to "
-                    f"{section_y * 16 + 15} are outside the world (y {min_y} to "
-                    f"{min_y + height - 1})"
-                )
-                break
-            blocks[y0 : y0 + 16] = lut[indices]
+        bad = _outside(column, min_y, height)
         if bad is not None:
             _damaged(report, progress, bad)
-            continue
-        items.append((column.cx, column.cz, blocks))
-        metadata.append({"w": store.world_id, "x": column.cx, "z": column.cz, "m": column.metadata})
-    if not items:
+        else:
+            good.append((column, ids.lut(column.palette).astype(dtype)))
+    if not good:
+        return None
+
+    def write() -> int:
+        # put_many encodes each item before taking the next, so one array serves them all.
+        blocks = np.empty((height, 16, 16), dtype=dtype)
+
+        def items() -> Iterator[tuple[int, int, Any]]:
+            for column, lut in good:
+                _place(blocks, column, lut, min_y)
+                yield column.cx, column.cz, blocks
+
+        store.put_many(items())
+        metadata = [
+            {"w": store.world_id, "x": c.cx, "z": c.cz, "m": c.metadata} for c, _lut in good
+        ]
+        with store.engine.begin() as conn:
+            conn.execute(_SET_METADATA, metadata)
+        return len(good)
+
+    return write
+
+
+def _outside(column: Column, min_y: int, height: int) -> str | None:
+    for section_y in column.ys:
+        y0 = section_y * 16 - min_y
+        if y0 < 0 or y0 + 16 > height:
+            return (
+                f"chunk ({column.cx}, {column.cz}): blocks at y {section_y * 16} to "
+                f"{section_y * 16 + 15} are outside the world (y {min_y} to "
+                f"{min_y + height - 1})"
+            )
+    return None
+
+
+def _place(blocks: npt.NDArray[Any], column: Column, lut: npt.NDArray[Any], min_y: int) -> None:
+    """``blocks`` = the column in the world's ids: one lookup for all its sections."""
+    ys, indices = column.ys, column.blocks
+    if indices is None:
+        blocks.fill(0)
         return
-    store.put_many(items)
-    with store.engine.begin() as conn:
-        conn.execute(_SET_METADATA, metadata)
-    report.imported += len(items)
+    first = ys[0] * 16 - min_y
+    if ys == list(range(ys[0], ys[0] + len(ys))):  # the usual case: one run of sections
+        blocks[:first] = 0
+        blocks[first + 16 * len(ys) :] = 0
+        run = blocks[first : first + 16 * len(ys)].reshape(indices.shape)
+        np.take(lut, indices, out=run)
+        return
+    blocks.fill(0)
+    for section_y, section in zip(ys, indices, strict=True):
+        y0 = section_y * 16 - min_y
+        blocks[y0 : y0 + 16] = lut[section]
