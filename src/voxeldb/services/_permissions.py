@@ -25,7 +25,7 @@ from voxeldb.errors import PermissionDeniedError
 from voxeldb.meta import Character, Story, User, World
 from voxeldb.services._common import parse_id, session_scope
 
-__all__ = ["check_user_permission", "require_permission", "user_id_of"]
+__all__ = ["check_user_permission", "denied", "require_permission", "user_id_of"]
 
 
 def user_id_of(user: Any, field: str = "as_user") -> uuid.UUID:
@@ -77,16 +77,28 @@ def require_permission(
         return
     uid = user_id_of(as_user)
     if not _may_act(s, uid, character_id=character_id, world_id=world_id, story_id=story_id):
-        what = ", ".join(
-            f"{name} {value}"
-            for name, value in (
-                ("character", character_id),
-                ("story", story_id),
-                ("world", world_id),
-            )
-            if value is not None
+        raise denied(uid, character_id=character_id, world_id=world_id, story_id=story_id)
+
+
+def denied(
+    uid: uuid.UUID,
+    *,
+    character_id: uuid.UUID | None = None,
+    world_id: uuid.UUID | None = None,
+    story_id: uuid.UUID | None = None,
+) -> PermissionDeniedError:
+    """The error :func:`require_permission` raises, for the services that check the rule
+    inside a statement of their own (the game's hot path)."""
+    what = ", ".join(
+        f"{name} {value}"
+        for name, value in (
+            ("character", character_id),
+            ("story", story_id),
+            ("world", world_id),
         )
-        raise PermissionDeniedError(f"user {uid} may not act on {what}")
+        if value is not None
+    )
+    return PermissionDeniedError(f"user {uid} may not act on {what}")
 
 
 def check_user_permission(

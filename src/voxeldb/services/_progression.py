@@ -19,19 +19,20 @@ from __future__ import annotations
 
 import bisect
 import functools
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from pydantic import Field, StrictFloat, StrictInt
-from sqlalchemy import BigInteger, Connection, Table, bindparam, func, select, update
+from sqlalchemy import BigInteger, Connection, Engine, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session, attributes
 
 from voxeldb.errors import UnknownIdError, ValidationError
 from voxeldb.meta import Character, World
 from voxeldb.services._common import parse_id, validated
-from voxeldb.services._permissions import require_permission
-from voxeldb.services._txn import run_write
+from voxeldb.services._permissions import denied, require_permission, user_id_of
+from voxeldb.services._txn import SYNC_OFF, Direct, Hints, direct_engine, run_direct, run_write
 from voxeldb.services._validation import _Strict
 
 __all__ = [
@@ -179,7 +180,24 @@ def apply_experience(
     row = conn.execute(_GAIN[sync_off], {"cid": character_id, "amount": amount}).one_or_none()
     if row is None:
         raise UnknownIdError(f"character: no character {character_id}", field="character")
-    experience, level, stats, char_class, world_settings = row[:5]
+    events, changed = level_changes(*row[:5])
+    if events:
+        conn.execute(
+            _LEVEL_UP, {"cid": character_id, "level": changed["level"], "stats": changed["stats"]}
+        )
+    return events, changed
+
+
+def level_changes(
+    experience: int,
+    level: int,
+    stats: dict[str, Any] | None,
+    char_class: str,
+    world_settings: dict[str, Any] | None,
+) -> tuple[list[LevelUp], dict[str, Any]]:
+    """The levels a character of ``level`` reaches with ``experience`` points in a world of
+    these settings, and the columns that change (``experience``; ``level`` and ``stats``
+    when it levels up)."""
     rules = progression_of(world_settings)
     thresholds = _thresholds(rules.base, rules.exponent, rules.max_level)
     new_level = bisect.bisect_right(thresholds, experience)
@@ -195,7 +213,6 @@ def apply_experience(
         for stat, gain in growth.items():
             new_stats[stat] = new_stats.get(stat, 0) + gain
         events.append(LevelUp(level=reached, stat_gains=dict(growth)))
-    conn.execute(_LEVEL_UP, {"cid": character_id, "level": new_level, "stats": new_stats})
     changed.update(level=new_level, stats=new_stats)
     return events, changed
 
@@ -239,11 +256,113 @@ def gain_experience(
     """
     cid = character_id_of(character)
     gain = validated(_GainInput, amount=amount).amount
+    uid = None if as_user is None else user_id_of(as_user)
+    engine = direct_engine(session)
+    if engine is not None:
+        events, changed = _gain_on_postgres(engine, cid, gain, uid, durable)
+    else:
 
-    def work(conn: Connection, sync_off: bool) -> tuple[list[LevelUp], dict[str, Any]]:
-        require_permission(conn, as_user, character_id=cid)
-        return apply_experience(conn, cid, gain, sync_off=sync_off)
+        def work(conn: Connection, sync_off: bool) -> tuple[list[LevelUp], dict[str, Any]]:
+            require_permission(conn, as_user, character_id=cid)
+            return apply_experience(conn, cid, gain, sync_off=sync_off)
 
-    events, changed = run_write(session, work, durable=durable)
+        events, changed = run_write(session, work, durable=durable)
     refresh_character(session, character, cid, changed)
     return events
+
+
+# PostgreSQL, on our own connection (``_txn.run_direct``). Most gains reach no new level: one
+# UPDATE in autocommit (one round trip) does them, as long as what the last gain on that
+# character saw still holds, which the statement checks itself: the character's level, the
+# experience its next level needs, its world's progression settings (and the acting user's
+# rule). When a check fails (a level-up among them), nothing is written and the gain runs as
+# a transaction: the UPDATE returns what the level curve needs, a level-up is one more
+# statement, and what it saw is remembered for the next gain.
+_HINTS: Hints[uuid.UUID, tuple[int, int, str | None]] = Hints()
+_BIGINT_MAX = 2**63 - 1
+
+_QUICK_SQL = (
+    "UPDATE characters SET experience = experience + %(amount)s::bigint, updated_at = now()"
+    " WHERE id = %(cid)s AND level = %(level)s::integer"
+    " AND experience + %(amount)s::bigint < %(next)s::bigint"
+    " AND (SELECT world_settings -> 'progression' FROM worlds"
+    " WHERE worlds.id = characters.world_id) IS NOT DISTINCT FROM %(progression)s::jsonb"
+    "{as_user} RETURNING experience{sync_off}"
+)
+_QUICK_AS_USER = (
+    " AND user_id = %(uid)s"
+    " AND EXISTS (SELECT 1 FROM users WHERE users.id = %(uid)s AND users.is_active)"
+)
+_QUICK = {
+    (as_user, sync_off): _QUICK_SQL.format(
+        as_user=_QUICK_AS_USER if as_user else "", sync_off=", " + SYNC_OFF if sync_off else ""
+    )
+    for as_user in (False, True)
+    for sync_off in (False, True)
+}
+_GAIN_SQL = (
+    "UPDATE characters SET experience = experience + %(amount)s::bigint, updated_at = now()"
+    " WHERE id = %(cid)s RETURNING experience, level, stats, character_class,"
+    " (SELECT (world_settings -> 'progression')::text"
+    " FROM worlds WHERE worlds.id = characters.world_id)"
+)
+_AS_USER_SQL = ", user_id, (SELECT is_active FROM users WHERE users.id = %(uid)s)"
+_LEVEL_UP_SQL = (
+    "UPDATE characters SET level = %(level)s, stats = %(stats)s::jsonb, updated_at = now()"
+    " WHERE id = %(cid)s"
+)
+
+
+def _gain_on_postgres(
+    engine: Engine, cid: uuid.UUID, gain: int, uid: uuid.UUID | None, durable: bool
+) -> tuple[list[LevelUp], dict[str, Any]]:
+    hint = _HINTS.get(cid)
+    if hint is not None:
+        level, next_at, progression = hint
+        params = {
+            "cid": cid,
+            "amount": gain,
+            "level": level,
+            "next": next_at,
+            "progression": progression,
+            "uid": uid,
+        }
+        sql = _QUICK[uid is not None, not durable]
+        row = run_direct(engine, lambda direct: direct.alone(sql, params))
+        if row is not None:
+            return [], {"experience": row[0]}
+    return run_direct(engine, lambda direct: _gain_direct(direct, cid, gain, uid, durable))
+
+
+def _gain_direct(
+    direct: Direct, cid: uuid.UUID, gain: int, uid: uuid.UUID | None, durable: bool
+) -> tuple[list[LevelUp], dict[str, Any]]:
+    sql = _GAIN_SQL + (_AS_USER_SQL if uid is not None else "")
+    sql += "" if durable else ", " + SYNC_OFF
+    row = direct.first(sql, {"cid": cid, "amount": gain, "uid": uid})
+    if uid is not None and (row is None or not (row[6] and row[5] == uid)):
+        # The rule of _permissions._may_act for a character: an active user who owns it.
+        raise denied(uid, character_id=cid)
+    if row is None:
+        raise UnknownIdError(f"character: no character {cid}", field="character")
+    experience, level, stats, char_class, progression = row[:5]
+    settings = None if progression is None else {"progression": json.loads(progression)}
+    events, changed = level_changes(experience, level, stats, char_class, settings)
+    if events:
+        params = {"cid": cid, "level": changed["level"], "stats": json.dumps(changed["stats"])}
+        direct.execute(_LEVEL_UP_SQL, params)
+    direct.commit()
+    _remember(cid, changed.get("level", level), settings, progression)
+    return events, changed
+
+
+def _remember(
+    cid: uuid.UUID, level: int, settings: dict[str, Any] | None, progression: str | None
+) -> None:
+    """Keep what the next gain on ``cid`` may assume (see ``_HINTS`` above)."""
+    rules = progression_of(settings)
+    thresholds = _thresholds(rules.base, rules.exponent, rules.max_level)
+    if level < 1:
+        return
+    next_at = thresholds[level] if level < len(thresholds) else _BIGINT_MAX
+    _HINTS.put(cid, (level, next_at, progression))

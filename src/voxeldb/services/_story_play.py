@@ -1,11 +1,11 @@
 """Characters playing stories: start, see the options they may take, choose one.
 
-Why over 500 lines: the hot path's statements are built once, at import, beside the one
-function that runs each; the effects (stats, items, affinity) could move out next.
-
 :func:`choose` records a StoryChoice, moves the character to the option's node
 (``StoryProgress``) and applies the option's effects, all in one transaction, on the game's
-hot path (Core statements, ``_txn.run_write``). Authoring and agents are in ``_stories``.
+hot path: on PostgreSQL on a connection of its own, through psycopg (``_story_direct``: one
+statement, after a read unless the character's last step left a hint);
+otherwise Core statements (``_txn.run_write``). What a step checks and does is in
+``_story_rules``; authoring and agents are in ``_stories``.
 """
 
 from __future__ import annotations
@@ -14,40 +14,33 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import (
-    Connection,
-    Table,
-    and_,
-    bindparam,
-    delete,
-    func,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy import Connection, Table, and_, bindparam, func, select, text, update
+from sqlalchemy.orm import Session, attributes, configure_mappers, make_transient_to_detached
 
 from voxeldb._engine import sqlite_write_lock
 from voxeldb._time import utcnow
 from voxeldb.errors import UnknownIdError, ValidationError
-from voxeldb.meta import (
-    Character,
-    CharacterRelationship,
-    InventoryItem,
-    Story,
-    StoryChoice,
-    StoryProgress,
-    write_lock,
-)
+from voxeldb.meta import Character, Story, StoryChoice, StoryProgress, write_lock
 from voxeldb.services._common import parse_id, session_scope
-from voxeldb.services._permissions import require_permission
-from voxeldb.services._progression import LevelUp, apply_experience, refresh_character
-from voxeldb.services._relationships import apply_affinity
-from voxeldb.services._story_graph import Node, Option, parse_graph, parse_node
-from voxeldb.services._txn import run_write
-from voxeldb.services._validation import (
-    check_text,
+from voxeldb.services._permissions import require_permission, user_id_of
+from voxeldb.services._progression import refresh_character
+from voxeldb.services._story_direct import choose_direct
+from voxeldb.services._story_graph import Node, parse_graph
+from voxeldb.services._story_rules import (
+    SET_STATS,
+    STORY_RELATIONSHIP_TYPE,
+    Play,
+    apply_effects,
+    check_play,
+    choice_values,
+    current,
+    holdings,
+    pick,
+    refuse_unavailable,
+    why_not,
 )
+from voxeldb.services._txn import direct_engine, run_direct, run_write
+from voxeldb.services._validation import check_text
 
 __all__ = [
     "STORY_RELATIONSHIP_TYPE",
@@ -59,15 +52,11 @@ __all__ = [
     "story_state",
 ]
 
-STORY_RELATIONSHIP_TYPE = "acquaintance"
-"""The relationship type an option's ``affinity`` effect adjusts."""
-
 _chars = cast(Table, Character.__table__)
 _stories = cast(Table, Story.__table__)
 _progress = cast(Table, StoryProgress.__table__)
-_items = cast(Table, InventoryItem.__table__)
-_rels = cast(Table, CharacterRelationship.__table__)
 _choices = cast(Table, StoryChoice.__table__)
+_CHOICES = attributes.manager_of_class(StoryChoice)
 _CHOICE_COLUMNS = (
     "id",
     "story_id",
@@ -126,18 +115,6 @@ def _id(value: Any, field: str, model: type[Any]) -> uuid.UUID:
 # --- authoring -----------------------------------------------------------------------------
 
 
-@dataclass
-class _Play:
-    """One character's row and place in one story, read (and the character locked) at once."""
-
-    world_id: uuid.UUID
-    stats: dict[str, Any]
-    level: int
-    branching_data: dict[str, Any]
-    node: str | None
-    steps: int
-
-
 def _play_query(*, lock: bool, sync_off: bool) -> Any:
     """The one SELECT of a play step (built once per variant: statements are reused)."""
     sid, cid = bindparam("sid", type_=_stories.c.id.type), bindparam("cid", type_=_chars.c.id.type)
@@ -171,6 +148,11 @@ _PLAY_QUERIES = {
     for lock in (False, True)
     for sync_off in (False, True)
 }
+_LOCK_CHARACTER = (
+    select(_chars.c.id)
+    .where(_chars.c.id == bindparam("cid", type_=_chars.c.id.type))
+    .with_for_update()
+)
 _MOVE = (
     update(_progress)
     .where(
@@ -210,29 +192,24 @@ def _record_and_move(with_stats: bool) -> Any:
 
 
 _RECORD_AND_MOVE = {with_stats: _record_and_move(with_stats) for with_stats in (False, True)}
-_SET_STATS = (
-    update(_chars)
-    .where(_chars.c.id == bindparam("cid", type_=_chars.c.id.type))
-    .values(stats=bindparam("stats", type_=_chars.c.stats.type))
-)
 
 
 def _read_play(
     s: Connection, sid: uuid.UUID, cid: uuid.UUID, *, lock: bool, sync_off: bool = False
-) -> _Play:
+) -> Play:
     sync_off = sync_off and s.dialect.name == "postgresql"
+    if lock and s.dialect.name == "postgresql":
+        # The lock first, in a statement of its own: the play query's join then reads the
+        # place as it is once the lock is had. Joined to the locking statement, it would be
+        # read as it was before the wait, and two steps could start from one place.
+        s.execute(_LOCK_CHARACTER, {"cid": cid})
     row = s.execute(_PLAY_QUERIES[lock, sync_off], {"sid": sid, "cid": cid}).one_or_none()
     if row is None:
         if s.scalar(select(_stories.c.id).where(_stories.c.id == sid)) is None:
             raise UnknownIdError(f"story: no story {sid}", field="story")
         raise UnknownIdError(f"character: no character {cid}", field="character")
-    if row.world_id != row.story_world:
-        raise ValidationError(
-            "character: the character is not in the story's world", field="character"
-        )
-    if row.status != "active":
-        raise ValidationError(f"story: the story is {row.status}, not active", field="story")
-    return _Play(
+    check_play(row.world_id, row.story_world, row.status)
+    return Play(
         world_id=row.world_id,
         stats=dict(row.stats or {}),
         level=row.level,
@@ -242,76 +219,12 @@ def _read_play(
     )
 
 
-def _current(play: _Play) -> tuple[str, Node, set[str]]:
-    if play.node is None:
-        graph = parse_graph(play.branching_data)  # the whole graph, once, when play begins
-        node_id = graph.start
-    else:
-        node_id = play.node
-    node, ids = parse_node(play.branching_data, node_id)
-    return node_id, node, ids
-
-
-def _holdings(
-    s: Connection, cid: uuid.UUID, options: list[Option]
-) -> tuple[dict[str, int], dict[str, float]]:
-    """The item counts and affinities the options' conditions and effects look at."""
-    names = {n for o in options for n in o.conditions.items}
-    names |= {n for o in options for n, q in o.effects.items.items() if q < 0}
-    targets = {parse_id(t, "target") for o in options for t in o.conditions.relationships}
-    items: dict[str, int] = {}
-    if names:
-        items = {
-            name: int(total)
-            for name, total in s.execute(
-                select(_items.c.item_name, func.sum(_items.c.quantity))
-                .where(_items.c.character_id == cid, _items.c.item_name.in_(names))
-                .group_by(_items.c.item_name)
-            ).all()
-        }
-    affinity: dict[str, float] = {}
-    if targets:
-        affinity = {
-            str(target): float(best)
-            for target, best in s.execute(
-                select(_rels.c.target_character_id, func.max(_rels.c.affinity))
-                .where(_rels.c.character_id == cid, _rels.c.target_character_id.in_(targets))
-                .group_by(_rels.c.target_character_id)
-            ).all()
-        }
-    return items, affinity
-
-
-def _why_not(
-    option: Option, play: _Play, items: dict[str, int], affinity: dict[str, float]
-) -> str | None:
-    """Why ``option`` is not available (None when it is)."""
-    cond = option.conditions
-    if cond.level is not None and not cond.level.holds(play.level):
-        return f"level must be {cond.level.describe()} (it is {play.level})"
-    for stat, bounds in cond.stats.items():
-        value = play.stats.get(stat, 0)
-        if not isinstance(value, int | float) or not bounds.holds(value):
-            return f"stat {stat!r} must be {bounds.describe()} (it is {value!r})"
-    for name, needed in cond.items.items():
-        if items.get(name, 0) < needed:
-            return f"needs {needed} {name!r} (has {items.get(name, 0)})"
-    for name, change in option.effects.items.items():
-        if change < 0 and items.get(name, 0) < -change:
-            return f"takes {-change} {name!r} (has {items.get(name, 0)})"
-    for target, bounds in cond.relationships.items():
-        value = affinity.get(str(uuid.UUID(target)), 0.0)
-        if not bounds.holds(value):
-            return f"affinity towards {target} must be {bounds.describe()} (it is {value})"
-    return None
-
-
-def _options(s: Connection, cid: uuid.UUID, play: _Play, node: Node) -> list[StoryOption]:
-    items, affinity = _holdings(s, cid, node.options)
+def _options(s: Connection, cid: uuid.UUID, play: Play, node: Node) -> list[StoryOption]:
+    items, affinity = holdings(s, cid, node.options)
     return [
         StoryOption(o.id, o.text, o.to)
         for o in node.options
-        if _why_not(o, play, items, affinity) is None
+        if why_not(o, play, items, affinity) is None
     ]
 
 
@@ -356,7 +269,7 @@ def story_state(story: Any, character: Any, *, session: Session | None = None) -
     with session_scope(session) as s:
         conn = s.connection()
         play = _read_play(conn, sid, cid, lock=False)
-        node_id, node, _ = _current(play)
+        node_id, node, _ = current(play)
         return StoryState(
             node=node_id,
             text=node.text,
@@ -391,19 +304,25 @@ def choose(
     character to the option's node, and applies the option's effects (stats, items,
     affinity, experience). An option that is not there, or whose conditions the character
     does not meet, is a ValidationError naming ``option`` and saying why. A character that
-    has not started the story starts it here. Without ``session``, the commit does not
-    wait for the disk only when ``durable`` (the default; docs/playing.md, "Durability").
+    has not started the story starts it here. Without ``session``, the commit waits for
+    the disk unless ``durable=False`` (docs/playing.md, "Durability").
     """
     sid = _id(story, "story", Story)
     cid = _id(character, "character", Character)
     key = _option_key(option)
-    values, changed = run_write(
-        session,
-        lambda conn, sync_off: _choose(conn, sid, cid, key, as_user, sync_off),
-        durable=durable,
-    )
-    choice = StoryChoice(**values)
-    make_transient_to_detached(choice)  # the row exists: a detached object, not a new one
+    done = None
+    engine = direct_engine(session)
+    if engine is not None:
+        uid = None if as_user is None else user_id_of(as_user)
+        done = run_direct(engine, lambda direct: choose_direct(direct, sid, cid, key, uid, durable))
+    if done is None:  # not on PostgreSQL's hot path, or a step it leaves to this one
+        done = run_write(
+            session,
+            lambda conn, sync_off: _choose(conn, sid, cid, key, as_user, sync_off),
+            durable=durable,
+        )
+    values, changed = done
+    choice = _loaded(values)
     if session is not None:
         session.add(choice)
         progress = session.identity_map.get((StoryProgress, (sid, cid), None))
@@ -413,33 +332,42 @@ def choose(
     return choice
 
 
+def _loaded(values: dict[str, Any]) -> StoryChoice:
+    """The StoryChoice of a row just written, as if loaded from it: a detached object with
+    nothing pending (a third of the cost of the constructor's attribute events and
+    validators, which ``values`` passed already)."""
+    if not _configured:
+        _configure()
+    choice: StoryChoice = _CHOICES.new_instance()
+    state = attributes.instance_state(choice)
+    state.dict.update(values)
+    state.manager.dispatch.load(state, None)  # the load hooks: consequences a MutableDict
+    make_transient_to_detached(choice)
+    return choice
+
+
+_configured = False
+
+
+def _configure() -> None:
+    # A process whose first ORM object this is: the mappers (and with them the load hooks)
+    # are set up by the first query or constructor, and this is neither.
+    global _configured
+    configure_mappers()
+    _configured = True
+
+
 def _choose(
     conn: Connection, sid: uuid.UUID, cid: uuid.UUID, key: str, as_user: Any, sync_off: bool
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     require_permission(conn, as_user, character_id=cid)
     sqlite_write_lock(conn)
     play = _read_play(conn, sid, cid, lock=True, sync_off=sync_off)
-    node_id, node, ids = _current(play)
-    picked = node.option(key)
-    if picked is None:
-        offered = ", ".join(repr(o.id) for o in node.options) or "none: it is an ending"
-        raise ValidationError(
-            f"option: {key!r} is not an option at node {node_id!r} (options: {offered})",
-            field="option",
-        )
-    items, affinity = _holdings(conn, cid, [picked])
-    reason = _why_not(picked, play, items, affinity)
-    if reason is not None:
-        raise ValidationError(
-            f"option: {picked.id!r} is not available at node {node_id!r}: {reason}",
-            field="option",
-        )
-    if picked.to not in ids:
-        raise ValidationError(
-            f"option: {picked.id!r} leads to {picked.to!r}, which is not a node",
-            field="option",
-        )
-    changed, events = _apply_effects(conn, cid, play, picked)
+    node_id, node, ids = current(play)
+    picked = pick(node_id, node, key)
+    items, affinity = holdings(conn, cid, [picked])
+    refuse_unavailable(picked, node_id, ids, play, items, affinity)
+    changed, events = apply_effects(conn, cid, play, picked)
     now = utcnow()
     if play.node is None:
         conn.execute(
@@ -455,25 +383,11 @@ def _choose(
         moved = True
     else:
         moved = False
-    values = {
-        "id": uuid.uuid4(),
-        "story_id": sid,
-        "character_id": cid,
-        "choice_text": picked.text,
-        "choice_order": play.steps + 1,
-        "consequences": {
-            "option": picked.id,
-            "from": node_id,
-            "to": picked.to,
-            "effects": picked.effects.model_dump(exclude_defaults=True),
-            "level_ups": [e.level for e in events],
-        },
-        "created_at": now,
-    }
+    values = choice_values(sid, cid, play, node_id, picked, events, now)
     params = {**values, "sid": sid, "cid": cid, "node": picked.to, "now": now}
     if moved or conn.dialect.name != "postgresql":
         if "stats" in changed:
-            conn.execute(_SET_STATS, {"cid": cid, "stats": changed["stats"]})
+            conn.execute(SET_STATS, {"cid": cid, "stats": changed["stats"]})
         if not moved:
             conn.execute(_MOVE, params)
         conn.execute(_choices.insert(), values)
@@ -483,78 +397,3 @@ def _choose(
             params["stats"] = changed["stats"]
         conn.execute(_RECORD_AND_MOVE[with_stats], params)
     return values, changed
-
-
-def _apply_effects(
-    s: Connection, cid: uuid.UUID, play: _Play, option: Option
-) -> tuple[dict[str, Any], list[LevelUp]]:
-    effects = option.effects
-    changed: dict[str, Any] = {}
-    if effects.stats:
-        stats = dict(play.stats)
-        for stat, delta in effects.stats.items():
-            stats[stat] = stats.get(stat, 0) + delta
-        changed["stats"] = stats  # written with the choice (one statement on PostgreSQL)
-        if effects.experience:  # the gain reads the stats back: write them first
-            s.execute(_SET_STATS, {"cid": cid, "stats": stats})
-    for name, quantity in effects.items.items():
-        if quantity > 0:
-            _give(s, cid, name, quantity)
-        elif quantity < 0:
-            _take(s, cid, name, -quantity)
-    for target, delta in effects.affinity.items():
-        apply_affinity(s, cid, parse_id(target, "affinity"), float(delta), STORY_RELATIONSHIP_TYPE)
-    events: list[LevelUp] = []
-    if effects.experience:
-        events, more = apply_experience(s, cid, effects.experience)
-        changed.update(more)
-    return changed, events
-
-
-def _give(s: Connection, cid: uuid.UUID, name: str, quantity: int) -> None:
-    row = s.execute(
-        select(_items.c.id)
-        .where(_items.c.character_id == cid, _items.c.item_name == name)
-        .order_by(_items.c.created_at, _items.c.id)
-        .limit(1)
-    ).first()
-    if row is None:
-        s.execute(
-            _items.insert().values(
-                id=uuid.uuid4(),
-                character_id=cid,
-                item_type="material",
-                item_name=name,
-                quantity=quantity,
-                item_data={},
-            )
-        )
-    else:
-        s.execute(
-            update(_items)
-            .where(_items.c.id == row.id)
-            .values(quantity=_items.c.quantity + quantity, updated_at=utcnow())
-        )
-
-
-def _take(s: Connection, cid: uuid.UUID, name: str, quantity: int) -> None:
-    rows = s.execute(
-        select(_items.c.id, _items.c.quantity)
-        .where(_items.c.character_id == cid, _items.c.item_name == name)
-        .order_by(_items.c.quantity, _items.c.id)
-    ).all()
-    for row in rows:
-        if quantity <= 0:
-            break
-        used = min(quantity, row.quantity)
-        quantity -= used
-        if used == row.quantity:
-            s.execute(delete(_items).where(_items.c.id == row.id))
-        else:
-            s.execute(
-                update(_items)
-                .where(_items.c.id == row.id)
-                .values(quantity=_items.c.quantity - used, updated_at=utcnow())
-            )
-    if quantity > 0:  # the character row is locked: only a bug gets here
-        raise ValidationError(f"option: not enough {name!r} to take", field="option")

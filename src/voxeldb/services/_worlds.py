@@ -78,30 +78,44 @@ def _world(s: Session, world_id: uuid.UUID) -> World:
 
 
 def create_world(
-    name: str, settings: dict[str, Any] | None = None, *, session: Session | None = None
+    name: str,
+    settings: dict[str, Any] | None = None,
+    *,
+    session: Session | None = None,
+    as_user: Any = None,
 ) -> World:
-    """A new world; ``settings`` may set ``height`` (multiple of 16, ≤ 4096) and ``min_y``."""
+    """A new world; ``settings`` may set ``height`` (multiple of 16, ≤ 4096) and ``min_y``.
+
+    With ``as_user`` (an active user), that user is its creator (``World.created_by``), who
+    may then act on it and its stories."""
     data = validated(WorldInput, name=name, settings=settings if settings is not None else {})
     world_settings = _check_settings(data.settings)
+    creator = None if as_user is None else user_id_of(as_user)
     with session_scope(session, write=True) as s:
+        require_permission(s, as_user)
         if s.scalar(select(World.id).where(World.name == data.name)) is not None:
             raise ValidationError(f"name: a world named {data.name!r} exists", field="name")
-        world = World(name=data.name, world_settings=world_settings)
+        world = World(name=data.name, world_settings=world_settings, created_by=creator)
         s.add(world)
     return world
 
 
 def update_world_settings(
-    world_id: Any, settings: dict[str, Any], *, session: Session | None = None
+    world_id: Any,
+    settings: dict[str, Any],
+    *,
+    session: Session | None = None,
+    as_user: Any = None,
 ) -> World:
     """Replace a world's settings (validated as at creation); cached copies are dropped.
 
     ``height`` and ``min_y`` cannot change once chunks are stored: the stored arrays have
-    the old shape.
+    the old shape. With ``as_user``, that user must have created the world.
     """
     wid = parse_id(world_id, "world_id")
     new = _check_settings(settings)
     with session_scope(session, write=True) as s:
+        require_permission(s, as_user, world_id=wid)
         world = _world(s, wid)
         if (new["height"], new["min_y"]) != (world.height, world.min_y) and s.scalar(
             select(WorldChunk.chunk_x).where(WorldChunk.world_id == wid).limit(1)
