@@ -72,24 +72,54 @@ def _longs_count(palette_size: int) -> tuple[int, int]:
     return bits, -(-4096 // (64 // bits))
 
 
-def _unpack(bits: int, data: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
-    """``(len(data), 4096)`` indices of sections packed ``bits`` wide (lengths checked):
-    uint8 for 4 bits, uint64 otherwise."""
-    # Concatenating converts the big-endian longs to native ones: one pass, then little
-    # endian on every host.
+def _bytes(data: list[npt.NDArray[Any]]) -> npt.NDArray[np.uint8]:
+    """The sections' longs as ``(len(data), 8 * longs)`` little-endian bytes."""
+    # Concatenating converts the big-endian longs to native ones; then little-endian bytes
+    # on every host.
     longs = np.concatenate(data).astype("<u8", copy=False)
+    return longs.view(np.uint8).reshape(len(data), -1)
+
+
+def _unpack(bits: int, data: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
+    """``(len(data), 4096)`` indices of sections packed ``bits`` wide (lengths checked)."""
     if bits == 4:
-        # 16 nibbles a long, lowest first: low then high nibble of each little-endian byte.
-        raw = longs.view(np.uint8)
-        out = np.empty((len(raw), 2), dtype=np.uint8)
-        np.bitwise_and(raw, _NIBBLE, out=out[:, 0])
-        np.right_shift(raw, _FOUR, out=out[:, 1])
-        return out.reshape(len(data), 4096)
+        return _nibbles(_bytes(data))
     per_long = 64 // bits
+    longs = np.concatenate(data).astype(np.uint64).reshape(len(data), -1, 1)
     shifts = np.arange(per_long, dtype=np.uint64) * np.uint64(bits)
-    values = (longs.reshape(len(data), -1, 1) >> shifts) & np.uint64((1 << bits) - 1)
+    values = (longs >> shifts) & np.uint64((1 << bits) - 1)
     result: npt.NDArray[Any] = values.reshape(len(data), -1)[:, :4096]
     return result
+
+
+def _nibbles(raw: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """16 indices a long, lowest bits first: the low then the high nibble of each byte."""
+    out = np.empty((raw.size, 2), dtype=np.uint8)
+    np.bitwise_and(raw.reshape(-1), _NIBBLE, out=out[:, 0])
+    np.right_shift(raw.reshape(-1), _FOUR, out=out[:, 1])
+    return out.reshape(len(raw), 4096)
+
+
+def _map(bits: int, values: npt.NDArray[Any], tables: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Sections' indices (4 bits: still packed) through their tables, all in one lookup."""
+    rows = len(values)
+    if bits == 4 and tables.dtype == np.uint8:
+        # Two blocks a byte: a table of the 256 byte values per section (both blocks of a
+        # byte as one little-endian uint16) maps a byte to its two blocks at once.
+        pairs = np.empty((rows, 16, 16), dtype="<u2")
+        np.left_shift(tables[:, :, None], 8, out=pairs, dtype="<u2")
+        pairs |= tables[:, None, :]
+        flat = _index_rows(rows * 2048).reshape(rows, 2048)
+        base = (np.arange(rows, dtype=np.intp) * 256).reshape(-1, 1)
+        np.add(values, base, out=flat, dtype=np.intp, casting="unsafe")
+        return pairs.reshape(-1).take(flat).view(np.uint8)
+    if bits == 4:
+        values = _nibbles(values)
+    width = tables.shape[1]
+    flat = _index_rows(rows * 4096).reshape(rows, 4096)
+    base = (np.arange(rows, dtype=np.intp) * width).reshape(-1, 1)
+    np.add(values, base, out=flat, dtype=np.intp, casting="unsafe")
+    return tables.reshape(-1).take(flat)
 
 
 def section_indices(palette_size: int, data: Any) -> npt.NDArray[np.uint16]:
@@ -136,6 +166,8 @@ def chunk_sections(
                 raise ValueError(f"section {section.y} has block states without a palette")
             if not entries:
                 raise ValueError(f"section {section.y} has an empty palette")
+            if section.data is None and len(entries) == 1 and entries[0][0] in AIR_NAMES:
+                continue  # all air, and nothing for the palette (the common case above ground)
             gids = _gids(entries)
             if section.data is None:
                 if gids[0] == 0:
@@ -161,8 +193,13 @@ def chunk_sections(
     unpacked = []
     past: list[tuple[int, int]] = []
     for bits, rows in groups.items():
-        values = _unpack(bits, [packed[r][1] for r in rows])
-        tops = values.max(axis=1).tolist()
+        data = [packed[r][1] for r in rows]
+        if bits == 4:  # kept packed, two blocks a byte, until mapped (below)
+            values = _bytes(data)
+            tops = np.maximum(values & _NIBBLE, values >> _FOUR).max(axis=1).tolist()
+        else:
+            values = _unpack(bits, data)
+            tops = values.max(axis=1).tolist()
         past.extend((r, t) for r, t in zip(rows, tops, strict=True) if t >= packed[r][0])
         unpacked.append((bits, rows, values))
     if past:
@@ -177,16 +214,12 @@ def chunk_sections(
     if len(packed) < len(ys):  # sections of one state
         single = [i for i in range(len(ys)) if i not in packed]
         blocks[single] = local[start[single]].reshape(-1, 1)
+    padded = np.zeros(len(local) + (1 << max(groups, default=0)), dtype=local.dtype)
+    padded[: len(local)] = local
     for bits, rows, values in unpacked:
-        # A small table per section (its palette in column indices), all looked up at once.
-        width = 1 << bits
-        padded = np.zeros(len(local) + width, dtype=local.dtype)
-        padded[: len(local)] = local
-        tables = padded[start[rows].reshape(-1, 1) + np.arange(width)]
-        flat = _index_rows(len(rows))
-        base = (np.arange(len(rows), dtype=np.intp) * width).reshape(-1, 1)
-        np.add(values, base, out=flat, dtype=np.intp, casting="unsafe")
-        mapped = tables.reshape(-1).take(flat)
+        # Each section's palette as column indices, one small table per section.
+        tables = padded[start[rows].reshape(-1, 1) + np.arange(1 << bits)]
+        mapped = _map(bits, values, tables)
         if len(rows) == len(ys):
             blocks = mapped
         else:
@@ -202,15 +235,15 @@ def chunk_sections(
 
 
 _SCRATCH = np.zeros(0, dtype=np.intp)
-_INDEX = np.zeros((0, 4096), dtype=np.intp)
+_INDEX = np.zeros(0, dtype=np.intp)
 
 
 def _index_rows(n: int) -> npt.NDArray[np.intp]:
-    """A reused ``(n, 4096)`` buffer of indices: a fresh one per chunk cost more in page
-    faults (a third of a megabyte) than the lookup it feeds."""
+    """A reused buffer of ``n`` indices: a fresh one per chunk cost more in page faults
+    (a third of a megabyte) than the lookup it feeds."""
     global _INDEX
     if len(_INDEX) < n:
-        _INDEX = np.zeros((max(n, 32), 4096), dtype=np.intp)
+        _INDEX = np.zeros(max(n, 32 * 4096), dtype=np.intp)
     return _INDEX[:n]
 
 

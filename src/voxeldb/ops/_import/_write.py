@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,6 +33,8 @@ __all__ = ["ImportProgress", "ImportReport", "existing_chunks", "write_columns"]
 
 log = logging.getLogger("voxeldb.import")
 
+WRITES_QUEUED = 1
+"""Batches handed to the writer thread beyond the one it writes."""
 MAX_MESSAGES = 1000
 """Damage messages a report keeps (all are counted, and all go to the progress watcher)."""
 
@@ -137,16 +140,16 @@ def write_columns(
     ids = _Ids(db, store.world_id)
     batch: list[Column] = []
     with ThreadPoolExecutor(1, thread_name_prefix="voxeldb-import-write") as writer:
-        writing: Future[int] | None = None
+        writing: deque[Future[int]] = deque()
 
         def flush() -> None:
-            nonlocal writing
-            job = _prepare(ids, store, batch, report, progress)
-            if writing is not None:
-                report.imported += writing.result()
-                writing = None
-            if job is not None:
-                writing = writer.submit(job)
+            good = _in_range(store, batch, report, progress)
+            if good:
+                # The writer thread runs the batches in order; the second one waiting
+                # bounds the memory, and lets this thread keep the parsers fed meanwhile.
+                writing.append(writer.submit(_write_batch, ids, store, good))
+            while len(writing) > WRITES_QUEUED:
+                report.imported += writing.popleft().result()
 
         try:
             for column in columns:
@@ -167,10 +170,10 @@ def write_columns(
             if batch:
                 flush()
         finally:
-            # Also when parsing stopped (Ctrl-C, an error): the batch being written is
-            # committed or not, never left half-way, before the caller goes on.
-            if writing is not None:
-                report.imported += writing.result()
+            # Also when parsing stopped (Ctrl-C, an error): the batches handed to the
+            # writer are committed (or failed) before the caller goes on.
+            while writing:
+                report.imported += writing.popleft().result()
 
 
 def _damaged(report: ImportReport, progress: ImportProgress | None, message: str) -> None:
@@ -182,46 +185,39 @@ def _damaged(report: ImportReport, progress: ImportProgress | None, message: str
         progress.damaged(message)
 
 
-def _prepare(
-    ids: _Ids,
-    store: ChunkStore,
-    batch: list[Column],
-    report: ImportReport,
-    progress: ImportProgress | None,
-) -> Callable[[], int] | None:
-    """Intern the batch's states and set its damaged columns aside (on the calling thread,
-    which reports); the write of the rest, to run on the writer thread."""
+def _in_range(
+    store: ChunkStore, batch: list[Column], report: ImportReport, progress: ImportProgress | None
+) -> list[Column]:
+    """The columns of ``batch`` that fit the world; the others are named damaged."""
+    good = []
+    for column in batch:
+        bad = _outside(column, store.min_y, store.height)
+        if bad is None:
+            good.append(column)
+        else:
+            _damaged(report, progress, bad)
+    return good
+
+
+def _write_batch(ids: _Ids, store: ChunkStore, batch: list[Column]) -> int:
+    """Intern the batch's new states, ``put_many`` it, then set its metadata (on the writer
+    thread: interning here also keeps it out of SQLite's lock while a batch is written)."""
     ids.intern(k for column in batch for k in column.palette)
     dtype = np.uint16 if ids.top <= np.iinfo(np.uint16).max else np.uint32
-    height, min_y = store.height, store.min_y
-    good: list[tuple[Column, npt.NDArray[Any]]] = []
-    for column in batch:
-        bad = _outside(column, min_y, height)
-        if bad is not None:
-            _damaged(report, progress, bad)
-        else:
-            good.append((column, ids.lut(column.palette).astype(dtype)))
-    if not good:
-        return None
+    min_y = store.min_y
+    # put_many encodes each item before taking the next, so one array serves them all.
+    blocks = np.empty((store.height, 16, 16), dtype=dtype)
 
-    def write() -> int:
-        # put_many encodes each item before taking the next, so one array serves them all.
-        blocks = np.empty((height, 16, 16), dtype=dtype)
+    def items() -> Iterator[tuple[int, int, Any]]:
+        for column in batch:
+            _place(blocks, column, ids.lut(column.palette).astype(dtype), min_y)
+            yield column.cx, column.cz, blocks
 
-        def items() -> Iterator[tuple[int, int, Any]]:
-            for column, lut in good:
-                _place(blocks, column, lut, min_y)
-                yield column.cx, column.cz, blocks
-
-        store.put_many(items())
-        metadata = [
-            {"w": store.world_id, "x": c.cx, "z": c.cz, "m": c.metadata} for c, _lut in good
-        ]
-        with store.engine.begin() as conn:
-            conn.execute(_SET_METADATA, metadata)
-        return len(good)
-
-    return write
+    store.put_many(items())
+    metadata = [{"w": store.world_id, "x": c.cx, "z": c.cz, "m": c.metadata} for c in batch]
+    with store.engine.begin() as conn:
+        conn.execute(_SET_METADATA, metadata)
+    return len(batch)
 
 
 def _outside(column: Column, min_y: int, height: int) -> str | None:
