@@ -12,11 +12,15 @@ delete, a ``pg_restore`` or in a copied database (docs/storage.md).
 from __future__ import annotations
 
 import contextlib
+import struct
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import psycopg
 import psycopg.errors
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -37,9 +41,9 @@ _WRITE = ", ".join(CHUNK_WRITE_COLUMNS)
 _PK = ", ".join(CHUNK_KEY_COLUMNS)
 
 _ANY_MAX_WIDTH = 4096
-"""Up to this many columns of x a rectangle is probed column by column (``chunk_x = ANY``):
-one descent of the primary-key index per column, then a range over z. A wider one skips from
-stored column to stored column instead (:func:`_rect_select`)."""
+"""Up to this many columns of x a rectangle lists them: one descent of the primary-key index
+per column, then a range over z. A wider one skips from stored column to stored column
+instead (:func:`_rect_select`)."""
 
 _TRANSIENT = (
     psycopg.errors.DeadlockDetected,
@@ -53,9 +57,12 @@ _DATA_BY_KEYS = (
     "SELECT c.chunk_x, c.chunk_z, c.version, c.data FROM " + _KEYS + f" JOIN {_T} c "
     "ON c.world_id = %s AND c.chunk_x = k.x AND c.chunk_z = k.z"
 )
+_NOTHING = -(2**63 - 1)
+"""A version no reader holds (stands for "nothing held" in arrays of versions)."""
 _ROWS_BY_KEYS = (
-    "SELECT c.chunk_x, c.chunk_z, c.version, CASE WHEN c.version = k.v THEN NULL ELSE c.data END "
-    f"FROM unnest(%b::int4[], %b::int4[], %b::int8[]) AS k(x, z, v) JOIN {_T} c "
+    "SELECT c.chunk_x, c.chunk_z, c.version, "
+    f"CASE WHEN c.version = k.v AND k.v <> {_NOTHING} THEN NULL ELSE c.data END "
+    f"FROM unnest(%b, %b, %b) AS k(x, z, v) JOIN {_T} c "
     "ON c.world_id = %s AND c.chunk_x = k.x AND c.chunk_z = k.z"
 )
 _ROW_BY_KEY = (
@@ -68,7 +75,6 @@ _ROW_BY_KEY = (
 # an array with NULLs by walking it from the start, and in a generic plan (a prepared
 # statement's sixth run on) it casts an array parameter anew for every row; either made each
 # row cost the whole array.
-_NOTHING = -(2**63 - 1)
 _DATA_UNLESS_KNOWN = (
     "CASE WHEN c.version = (%(k)b)[(c.chunk_x - %(kx)s) * %(kw)s + c.chunk_z - %(kz)s + 1] "
     f"AND c.version <> {_NOTHING} THEN NULL ELSE c.data END"
@@ -111,6 +117,29 @@ _UPDATE = (
 )
 _COPY = f"COPY {_T} ({_WRITE}) FROM STDIN (FORMAT BINARY)"
 _COPY_TYPES = ["uuid", "int4", "int4", "bytea", "int8", "bytea"]
+
+
+class Int8s(list[int]):
+    """Integers sent as one binary ``int8[]`` (:class:`_Int8sDumper`): psycopg's own list
+    dumper packs element by element in Python, a third of a stream step's client time."""
+
+
+class _Int8sDumper(Dumper):
+    format = Format.BINARY
+    oid = psycopg.adapters.types["int8"].array_oid
+    _HEADER = struct.Struct(">iiIii")  # dimensions, has nulls, element type, length, lower bound
+    _ITEM = np.dtype([("size", ">i4"), ("value", ">i8")])
+
+    def dump(self, obj: Any) -> bytes:
+        items = np.empty(len(obj), self._ITEM)
+        items["size"] = 8
+        items["value"] = obj
+        return self._HEADER.pack(1, 0, 20, len(obj), 1) + items.tobytes()
+
+
+# Registered before any read connection exists (each copies the global adapters when it is
+# made); elsewhere an Int8s is still a list, dumped the slow way.
+psycopg.adapters.register_dumper(Int8s, _Int8sDumper)
 
 
 def _raw(conn: Connection | psycopg.Connection[Any]) -> psycopg.Connection[Any]:
@@ -186,8 +215,9 @@ class PostgresBackend(Backend):
                 ((x, z),) = keys
                 cur.execute(_ROW_BY_KEY, (known.get((x, z)), self.world_id, x, z))
                 return [(x, z, version, data) for version, data in cur.fetchall()]
-            xs, zs = [k[0] for k in keys], [k[1] for k in keys]
-            cur.execute(_ROWS_BY_KEYS, (xs, zs, [known.get(k) for k in keys], self.world_id))
+            xs, zs = Int8s(k[0] for k in keys), Int8s(k[1] for k in keys)
+            held = Int8s(known.get(k, _NOTHING) for k in keys)
+            cur.execute(_ROWS_BY_KEYS, (xs, zs, held, self.world_id))
             return cur.fetchall()
         rects = [r for r in rects if _nonempty(r)]
         if not rects:
@@ -338,38 +368,42 @@ def _nonempty(rect: Rect) -> bool:
 
 
 def _rect_select(rect: Rect, columns: str, params: dict[str, Any], n: int) -> str:
-    """A SELECT of ``columns`` (of ``world_chunks c``) over ``rect``, its parameters added to
-    ``params`` under names ending in ``n``; ``params["w"]`` is the world.
+    """A SELECT of ``columns`` (of ``c``, a row of ``world_chunks``) over ``rect``, its
+    parameters added to ``params`` under names ending in ``n``; ``params["w"]`` is the world.
 
-    Always a primary-key index scan, whatever the planner thinks of the world's size: a
-    ``chunk_x BETWEEN`` range over a wide rectangle is estimated as a large part of the table
-    and planned as a sequential scan of every world's rows. A narrow rectangle lists its
-    columns (``chunk_x = ANY``); a wider one finds each stored column with one descent
-    (a recursive CTE, PostgreSQL having no skip scan), so a wide or sparse area costs the
-    columns the world holds there, not its width.
+    A primary-key index scan per column of x, whatever the planner thinks of the world's
+    size or of a prepared statement's parameters: a ``chunk_x BETWEEN`` range over a wide
+    rectangle is estimated as a large part of the table and planned as a sequential scan of
+    every world's rows, and ``chunk_x = ANY`` lets a generic plan range over the world's z
+    instead. So the columns are joined laterally to a subquery the planner may not pull up
+    (``OFFSET 0``): each is one descent of the index and a range over z. A narrow rectangle
+    lists its columns; a wider one finds each stored column with one descent (a recursive
+    CTE, PostgreSQL 15 having no skip scan), so a wide or sparse area costs the columns the
+    world holds there, not its width.
     """
     x0, z0, x1, z1 = rect
     params[f"z0_{n}"], params[f"z1_{n}"] = z0, z1
-    zs = f"c.chunk_z BETWEEN %(z0_{n})s::int4 AND %(z1_{n})s::int4"
     if x1 - x0 < _ANY_MAX_WIDTH:
-        params[f"xs_{n}"] = list(range(x0, x1 + 1))
-        return (
-            f"SELECT {columns} FROM {_T} c WHERE c.world_id = %(w)s "
-            f"AND c.chunk_x = ANY(%(xs_{n})b) AND {zs}"
+        params[f"xs_{n}"] = Int8s(range(x0, x1 + 1))
+        xs = f"unnest(%(xs_{n})b) AS xs(x)"
+    else:
+        params[f"x0_{n}"], params[f"x1_{n}"] = x0, x1
+        first = (
+            f"SELECT chunk_x FROM {_T} WHERE world_id = %(w)s "
+            f"AND chunk_x BETWEEN %(x0_{n})s AND %(x1_{n})s ORDER BY chunk_x LIMIT 1"
         )
-    params[f"x0_{n}"], params[f"x1_{n}"] = x0, x1
-    first = (
-        f"SELECT chunk_x FROM {_T} WHERE world_id = %(w)s "
-        f"AND chunk_x BETWEEN %(x0_{n})s::int4 AND %(x1_{n})s::int4 ORDER BY chunk_x LIMIT 1"
-    )
-    after = (
-        f"SELECT chunk_x FROM {_T} WHERE world_id = %(w)s "
-        f"AND chunk_x > xs.x AND chunk_x <= %(x1_{n})s::int4 ORDER BY chunk_x LIMIT 1"
-    )
+        after = (
+            f"SELECT chunk_x FROM {_T} WHERE world_id = %(w)s "
+            f"AND chunk_x > s.x AND chunk_x <= %(x1_{n})s ORDER BY chunk_x LIMIT 1"
+        )
+        xs = (
+            f"(WITH RECURSIVE s(x) AS (({first}) UNION ALL SELECT ({after}) FROM s "
+            "WHERE s.x IS NOT NULL) SELECT x FROM s WHERE x IS NOT NULL) AS xs"
+        )
     return (
-        f"WITH RECURSIVE xs(x) AS (({first}) UNION ALL SELECT ({after}) FROM xs "
-        f"WHERE xs.x IS NOT NULL) SELECT {columns} FROM xs JOIN {_T} c "
-        f"ON c.world_id = %(w)s AND c.chunk_x = xs.x AND {zs}"
+        f"SELECT {columns} FROM {xs}, LATERAL (SELECT chunk_x, chunk_z, version, data "
+        f"FROM {_T} WHERE world_id = %(w)s AND chunk_x = xs.x "
+        f"AND chunk_z BETWEEN %(z0_{n})s AND %(z1_{n})s OFFSET 0) AS c"
     )
 
 
@@ -381,7 +415,7 @@ def _known_grid(rects: Sequence[Rect], known: Known, params: dict[str, Any]) -> 
     width = max(r[3] for r in rects) - kz + 1
     x1 = max(r[2] for r in rects)
     z1 = kz + width - 1
-    grid = [_NOTHING] * ((x1 - kx + 1) * width)
+    grid = Int8s([_NOTHING] * ((x1 - kx + 1) * width))
     for (x, z), version in known.items():
         if kx <= x <= x1 and kz <= z <= z1:
             grid[(x - kx) * width + z - kz] = version
