@@ -265,6 +265,22 @@ def test_memory_still_held_anywhere_is_never_reused(keep: str) -> None:
     assert int(np.asarray(held).max()) == 7
 
 
+def test_an_entry_that_is_a_view_is_never_written_over() -> None:
+    # decode_chunk returns a reshaped view: a caller's view of that chunk has the memory's
+    # owner as its base, not the entry, so the entry's reference count says nothing of it.
+    lru = ChunkLRU(2 * CHUNK_BYTES)
+    owner = np.full(16 * 16 * 16, 7, np.uint16)
+    lru.put("a", 1, owner.reshape(16, 16, 16), take_ownership=True)
+    held = lru.get("a", 1)[2:4]  # type: ignore[index]
+    assert held.base is owner
+    del owner
+    lru.put("b", 1, chunk(1))  # full: the next decode takes the oldest entry's memory
+    lru.take((16, 16, 16), np.dtype(np.uint16))[...] = 0
+    lru.clear()
+    lru.take((16, 16, 16), np.dtype(np.uint16))[...] = 0
+    assert int(held.min()) == 7
+
+
 def test_take_reuses_the_least_recently_used_entry_when_the_cache_is_full() -> None:
     lru = ChunkLRU(2 * CHUNK_BYTES)
     lru.put_many([(0, 1, chunk(0)), (1, 1, chunk(1))])

@@ -33,9 +33,13 @@ _Item = tuple[int, int, int, int, int, Any]
 
 
 class Decoder:
-    """A world's decode of stored bytes: read-only arrays of the world's shape, written into
-    the LRU's recycled memory when there is one; an unreadable or misshapen chunk is a
-    ChunkFormatError naming it."""
+    """A world's decode of stored bytes: read-only arrays of the world's shape; an unreadable
+    or misshapen chunk is a ChunkFormatError naming it.
+
+    ``pooled`` decodes write into the LRU's recycled memory: a burst of fresh arrays (a
+    region, a band) costs page faults, while malloc hands one array the memory it just
+    freed, so a lone chunk is decoded as it is.
+    """
 
     def __init__(
         self, shape: tuple[int, int, int], world_id: uuid.UUID, lru: ChunkLRU | None = None
@@ -44,10 +48,12 @@ class Decoder:
         self.world_id = world_id
         self._lru = lru
 
-    def __call__(self, key: Key, data: bytes | memoryview, *, readonly: bool = True) -> Blocks:
+    def __call__(
+        self, key: Key, data: bytes | memoryview, *, readonly: bool = True, pooled: bool = True
+    ) -> Blocks:
         cx, cz = key
         try:
-            if self._lru is not None and readonly:
+            if self._lru is not None and readonly and pooled:
                 array = self._lru.decode(data, self.shape)
             else:
                 array = decode_chunk(data)
@@ -94,8 +100,8 @@ class DatabaseSource:
             if data is not None:
                 blobs[(cx, cz)] = data
         if not request.encoded:
-            decode = self._decode
-            found.arrays = {key: decode(key, data) for key, data in blobs.items()}
+            decode, pooled = self._decode, len(blobs) > 1
+            found.arrays = {key: decode(key, data, pooled=pooled) for key, data in blobs.items()}
         return found
 
     def written(self, items: Sequence[Written], *, owned: bool = False) -> None:

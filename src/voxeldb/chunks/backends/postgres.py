@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -137,9 +138,10 @@ class _Int8sDumper(Dumper):
         return self._HEADER.pack(1, 0, 20, len(obj), 1) + items.tobytes()
 
 
-# Registered before any read connection exists (each copies the global adapters when it is
-# made); elsewhere an Int8s is still a list, dumped the slow way.
-psycopg.adapters.register_dumper(Int8s, _Int8sDumper)
+_TUNED: weakref.WeakSet[psycopg.Cursor[Any]] = weakref.WeakSet()
+"""Read cursors that dump Int8s with _Int8sDumper (elsewhere an Int8s is a list, dumped the
+slow way): a connection copies psycopg's adapters when it is made, maybe before this module
+was imported, so each read cursor is told once."""
 
 
 def _raw(conn: Connection | psycopg.Connection[Any]) -> psycopg.Connection[Any]:
@@ -178,7 +180,11 @@ class PostgresBackend(Backend):
     def _acquire_read(self, fresh: bool) -> tuple[Any, bool, Any]:
         # Autocommit connections of their own: no BEGIN, no ROLLBACK, no ping round trip.
         lease, reused = read_pool(self.engine).acquire(fresh=fresh)
-        return lease.cursor, reused, lease
+        cursor = lease.cursor
+        if cursor not in _TUNED:
+            cursor.adapters.register_dumper(Int8s, _Int8sDumper)
+            _TUNED.add(cursor)
+        return cursor, reused, lease
 
     def _release_read(self, lease: Any) -> None:
         read_pool(self.engine).release(lease)

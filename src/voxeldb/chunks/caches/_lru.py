@@ -139,12 +139,15 @@ class ChunkLRU:
         """Count ``hits`` (keys :meth:`peek_many` gave at their current version) as recently
         used, and ``misses`` lookups that found nothing current."""
         with self._lock:
-            entries = self._entries
-            for key in hits:
-                if key in entries:
-                    entries.move_to_end(key)
-            self._hits += len(hits)
-            self._misses += misses
+            self._confirm_locked(hits, misses)
+
+    def _confirm_locked(self, hits: Sequence[Hashable], misses: int) -> None:
+        entries = self._entries
+        for key in hits:
+            if key in entries:
+                entries.move_to_end(key)
+        self._hits += len(hits)
+        self._misses += misses
 
     # -- updates ------------------------------------------------------------------------
 
@@ -170,29 +173,42 @@ class ChunkLRU:
         *,
         owned: bool = False,
         merge: bool = True,
+        hits: Sequence[Hashable] = (),
+        misses: int = 0,
     ) -> None:
         """Cache ``(key, version, array, encoded)`` items (either form may be None).
 
         ``owned`` as ``put``'s ``take_ownership``. With ``merge`` an entry of the same key
         and version keeps the form the item lacks (an array gains its bytes and the other
-        way round); otherwise the item replaces it.
+        way round); otherwise the item replaces it. ``hits`` and ``misses`` as
+        :meth:`confirm`'s, under the same lock.
         """
         if self._max_bytes == 0:
             return
+        limit = self._max_bytes
         prepared: list[tuple[Hashable, int, Array | None, bytes | None]] = []
         for key, version, array, blob in items:
-            if array is not None and not isinstance(array, np.ndarray):
-                raise ChunkFormatError(
-                    f"ChunkLRU.put needs a numpy array, got {type(array).__name__}"
-                )
-            size = (0 if array is None else array.nbytes) + (0 if blob is None else len(blob))
-            if size > self._max_bytes:
+            size = 0
+            if array is not None:
+                if not isinstance(array, np.ndarray):
+                    raise ChunkFormatError(
+                        f"ChunkLRU.put needs a numpy array, got {type(array).__name__}"
+                    )
+                size = array.nbytes
+                if not owned:
+                    array = array.copy()
+                array.flags.writeable = False
+            if blob is not None:
+                if type(blob) is not bytes:
+                    blob = bytes(blob)
+                size += len(blob)
+            if size > limit:
                 # Too big to cache, but any older entry of this key is now obsolete.
-                prepared.append((key, version, None, None))
-                continue
-            frozen = None if array is None else _frozen(array, owned)
-            prepared.append((key, version, frozen, None if blob is None else bytes(blob)))
+                array = blob = None
+            prepared.append((key, version, array, blob))
         with self._lock:
+            if hits or misses:
+                self._confirm_locked(hits, misses)
             for key, version, array, blob in prepared:
                 old = self._entries.get(key)
                 if old is not None:
@@ -292,7 +308,7 @@ class ChunkLRU:
                 oldest, entry.array = entry.array, None
                 self._drop_locked(key)
                 self._evictions += 1
-                if oldest is not None and _spec(oldest) == spec and _unshared(oldest):
+                if oldest is not None and _spec(oldest) == spec and _reusable(oldest):
                     self._reused += 1
                     oldest.flags.writeable = True
                     return oldest
@@ -318,11 +334,8 @@ class ChunkLRU:
 
     def _recycle_locked(self, array: Array) -> None:
         # Called with the caller's only reference (else the array is still someone's).
-        if (
-            _unshared(array, extra=1)
-            and array.base is None
-            and array.flags.c_contiguous
-            and self._bytes + self._free_bytes + array.nbytes <= self._max_bytes
+        if self._bytes + self._free_bytes + array.nbytes <= self._max_bytes and _reusable(
+            array, extra=1
         ):
             self._free.setdefault(_spec(array), []).append(array)
             self._free_bytes += array.nbytes
@@ -343,14 +356,10 @@ def _spec(array: Array) -> tuple[tuple[int, ...], str]:
     return (array.shape, array.dtype.str)
 
 
-def _unshared(array: Array, *, extra: int = 0) -> bool:
-    """Whether nobody but the caller holds ``array`` (nor a view of it, whose base it is):
-    the caller's one reference, this function's argument and getrefcount's own, plus
-    ``extra`` frames passing it along."""
-    return sys.getrefcount(array) <= 3 + extra
-
-
-def _frozen(array: Array, take_ownership: bool) -> Array:
-    frozen = array if take_ownership else array.copy()
-    frozen.flags.writeable = False
-    return frozen
+def _reusable(array: Array, *, extra: int = 0) -> bool:
+    """Whether ``array``'s memory may be written again: it owns that memory (a view's
+    memory is its base's, which views of the view reference instead of the view) and nobody
+    but the caller holds it (nor a view of it, whose base it is): the caller's one
+    reference, this function's argument and getrefcount's own, plus ``extra`` frames passing
+    it along."""
+    return array.base is None and array.flags.c_contiguous and sys.getrefcount(array) <= 3 + extra

@@ -62,14 +62,15 @@ class LRUTier:
                 decoded.append(((world, *key), version, value, None))
             values[key] = value
             hits.append((world, *key))
-        lru.confirm(hits, len(supplied))
         if supplied or decoded:
             versions, arrays, blobs = found.versions, found.arrays, found.encoded
             # Fresh from a decode or a Redis reply, read-only: cached without a copy.
             decoded += [
                 ((world, *key), versions[key], arrays.get(key), blobs.get(key)) for key in supplied
             ]
-            lru.keep_many(decoded, owned=True)
+            lru.keep_many(decoded, owned=True, hits=hits, misses=len(supplied))
+        else:
+            lru.confirm(hits, 0)
         return found
 
     def written(self, items: Sequence[Written], *, owned: bool = False) -> None:
