@@ -9,6 +9,7 @@ empty rectangle) reads its versions first, then the chunks by key, batch by batc
 
 from __future__ import annotations
 
+import bisect
 import math
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -177,9 +178,7 @@ class Reader:
             # Any position not read yet is at Chebyshev distance > inner, hence Euclidean
             # distance >= inner + 1: everything nearer than that is final.
             limit = (inner + 1) ** 2 if inner < radius else math.inf
-            cut = 0
-            while cut < len(pending) and pending[cut][0] < limit:
-                cut += 1
+            cut = bisect.bisect_left(pending, (limit,))
             ready, pending = pending[:cut], pending[cut:]
             for start in range(0, len(ready), self.batch_size):
                 yield from self._stream_batch(
