@@ -117,6 +117,26 @@ def test_a_walking_stream_step_is_two_statements(db: Database, store: ChunkStore
 
 @pg_only
 @pytest.mark.parametrize("cache_tier", ["memory"])
+def test_the_engines_pool_checks_out_without_a_round_trip(db: Database) -> None:
+    db.engine.dispose()
+    with db.engine.connect() as conn:
+        raw = conn.connection.driver_connection
+    trace = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+    try:
+        raw.pgconn.trace(trace.fileno())
+        raw.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        for _ in range(3):
+            with db.engine.connect() as conn:
+                assert conn.connection.driver_connection is raw  # the one pooled connection
+        raw.pgconn.untrace()
+        trace.seek(0)
+        assert [line for line in trace.read().splitlines() if line.startswith(b"F")] == []
+    finally:
+        trace.close()
+
+
+@pg_only
+@pytest.mark.parametrize("cache_tier", ["memory"])
 def test_reads_survive_their_connection_being_killed(db: Database, store: ChunkStore) -> None:
     store.put(0, 0, chunk(1))
     store.get(0, 0)
