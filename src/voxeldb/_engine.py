@@ -228,7 +228,8 @@ def _check_alive(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
 
 
 class ReadPool:
-    """Autocommit psycopg connections for read-only statements, beside an engine's pool.
+    """Autocommit psycopg connections for statements that are each a transaction (the chunk
+    store's reads, the game's one-statement actions), beside an engine's pool.
 
     A checkout from the engine's pool costs an SQLAlchemy wrapper, a ``BEGIN`` with the first
     statement and a ``ROLLBACK`` on return; here a read is its one statement: connections

@@ -281,6 +281,36 @@ def test_a_lost_connection_is_replaced_for_choose(
     assert services.choose(story, game.hero, "sleep").choice_order == 2
 
 
+def test_a_one_statement_action_checks_out_nothing_from_the_engine_pool(
+    game: Game, engine: Engine
+) -> None:
+    """A step or a gain on a hint is one autocommit statement: it runs on the read pool's
+    connections, without the engine pool's checkout (its wrapper, events and reset)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the direct path is PostgreSQL's")
+    from sqlalchemy import event
+
+    from voxeldb.meta import get_engine
+
+    story = _loop(game)
+    services.choose(story, game.hero, "sleep")  # a read first: the hint is left
+    services.gain_experience(game.hero, 1)  # the same
+    checkouts: list[object] = []
+
+    def count(*_: object) -> None:
+        checkouts.append(1)
+
+    pool_engine = get_engine()
+    event.listen(pool_engine, "checkout", count)
+    try:
+        services.choose(story, game.hero, "sleep")
+        services.gain_experience(game.hero, 1)
+    finally:
+        event.remove(pool_engine, "checkout", count)
+    assert checkouts == []
+    assert services.story_state(story, game.hero).steps == 2
+
+
 def test_slow_statements_are_logged(
     game: Game,
     engine: Engine,

@@ -32,7 +32,15 @@ from voxeldb.errors import UnknownIdError, ValidationError
 from voxeldb.meta import Character, World
 from voxeldb.services._common import parse_id, validated
 from voxeldb.services._permissions import denied, require_permission, user_id_of
-from voxeldb.services._txn import SYNC_OFF, Direct, Hints, direct_engine, run_direct, run_write
+from voxeldb.services._txn import (
+    SYNC_OFF,
+    Direct,
+    Hints,
+    direct_engine,
+    run_alone,
+    run_direct,
+    run_write,
+)
 from voxeldb.services._validation import _Strict
 
 __all__ = [
@@ -271,7 +279,7 @@ def gain_experience(
     return events
 
 
-# PostgreSQL, on our own connection (``_txn.run_direct``). Most gains reach no new level: one
+# PostgreSQL, on our own connection (``_txn.run_alone`` / ``run_direct``). Most gains reach no new level: one
 # UPDATE in autocommit (one round trip) does them, as long as what the last gain on that
 # character saw still holds, which the statement checks itself: the character's level, the
 # experience its next level needs, its world's progression settings (and the acting user's
@@ -328,7 +336,7 @@ def _gain_on_postgres(
             "uid": uid,
         }
         sql = _QUICK[uid is not None, not durable]
-        row = run_direct(engine, lambda direct: direct.alone(sql, params))
+        row = run_alone(engine, lambda direct: direct.alone(sql, params))
         if row is not None:
             return [], {"experience": row[0]}
     return run_direct(engine, lambda direct: _gain_direct(direct, cid, gain, uid, durable))

@@ -39,7 +39,7 @@ from voxeldb.services._story_rules import (
     refuse_unavailable,
     why_not,
 )
-from voxeldb.services._txn import direct_engine, run_direct, run_write
+from voxeldb.services._txn import direct_engine, run_alone, run_write
 from voxeldb.services._validation import check_text
 
 __all__ = [
@@ -314,7 +314,7 @@ def choose(
     engine = direct_engine(session)
     if engine is not None:
         uid = None if as_user is None else user_id_of(as_user)
-        done = run_direct(engine, lambda direct: choose_direct(direct, sid, cid, key, uid, durable))
+        done = run_alone(engine, lambda direct: choose_direct(direct, sid, cid, key, uid, durable))
     if done is None:  # not on PostgreSQL's hot path, or a step it leaves to this one
         done = run_write(
             session,
