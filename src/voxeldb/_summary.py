@@ -40,6 +40,7 @@ __all__ = [
     "SUMMARY_FORMAT",
     "Summaries",
     "open_summary",
+    "pack_summaries",
     "seal_summary",
     "summaries_from_bodies",
     "summarize",
@@ -201,6 +202,17 @@ def summarize_many(chunks: Sequence[npt.NDArray[Any]]) -> list[bytes]:
         under = np.where(deeper, searched, under)
     under_id *= under >= 0
     top_id *= top >= 0
+    return pack_summaries(top_id, top, under_id, under)
+
+
+def pack_summaries(
+    top_id: npt.NDArray[Any],
+    top: npt.NDArray[Any],
+    under_id: npt.NDArray[Any],
+    under: npt.NDArray[Any],
+) -> list[bytes]:
+    """The bodies of ``n`` summaries given as ``(n, 256)`` arrays (ids 0 and y -1 where
+    there is no such block)."""
     table = np.concatenate(
         (
             top_id.astype("<u4").view(np.uint8),
@@ -210,10 +222,10 @@ def summarize_many(chunks: Sequence[npt.NDArray[Any]]) -> list[bytes]:
         ),
         axis=1,
     )
-    empty = ~has_top.any(axis=1)
+    empty: npt.NDArray[np.bool_] = np.all(top < 0, axis=1)
     return [
         _EMPTY if empty[i] else bytes(lz4.block.compress(table[i], store_size=False))
-        for i in range(n)
+        for i in range(len(table))
     ]
 
 

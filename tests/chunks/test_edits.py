@@ -24,6 +24,56 @@ def test_a_cached_array_is_copied_not_edited_in_place(store: ChunkStore) -> None
     assert store.get_block(4, 5, 6) == {"type": "dirt"}
 
 
+def _address(array: np.ndarray) -> int:
+    return int(array.__array_interface__["data"][0])
+
+
+def test_a_cached_array_nobody_holds_is_edited_in_place(store: ChunkStore) -> None:
+    """The cache's own array, held by nobody else, is edited without a copy; the reader's
+    view taken before stays as it was (it held the array, so that edit copied)."""
+    store.set_blocks([(1, 2, 3, "stone")])  # the cache keeps the written array itself
+    first = store.get(0, 0)
+    assert first is not None
+    kept = first.copy()
+    store.set_blocks([(1, 2, 3, "glass")])  # `first` is held: a copy is edited
+    np.testing.assert_array_equal(first, kept)
+    del first
+    held = store.get(0, 0)
+    assert held is not None
+    where = _address(held)
+    del held
+    store.set_blocks([(4, 5, 6, "dirt")])  # nobody holds it: edited where it is
+    after = store.get(0, 0)
+    assert after is not None and _address(after) == where
+    assert not after.flags.writeable
+    assert store.get_block(1, 2, 3) == {"type": "glass"}
+    assert store.get_block(4, 5, 6) == {"type": "dirt"}
+
+
+def test_a_failed_edit_leaves_no_edited_array_in_the_cache(
+    store: ChunkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The array taken out of the cache and edited, when the write then fails, is never
+    served: the next read is the stored chunk."""
+    store.set_blocks([(1, 2, 3, "stone")])
+    backend = store._backend
+
+    def fail(*_: object) -> None:
+        raise ValidationError("the write fails after the edit", field="test")
+
+    monkeypatch.setattr(backend, "update", fail)
+    with pytest.raises(ValidationError, match="fails after the edit"):
+        store.set_blocks([(1, 2, 3, "glass")])
+    monkeypatch.undo()
+    assert store.get_block(1, 2, 3) == {"type": "stone"}
+    chunk = store.get(0, 0)
+    assert chunk is not None
+    fresh = ChunkStore.open(store.engine, store.world_id, height=store.height, min_y=store.min_y)
+    stored = fresh.get(0, 0)
+    assert stored is not None
+    np.testing.assert_array_equal(chunk, stored)
+
+
 def test_a_cache_entry_of_another_version_is_not_used(store: ChunkStore) -> None:
     store.set_blocks([(1, 2, 3, "stone")])
     assert store.get(0, 0) is not None  # cached at this version

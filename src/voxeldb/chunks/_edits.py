@@ -7,19 +7,21 @@ import copy
 import functools
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection
 
-from voxeldb._summary import summarize_many
+from voxeldb._summary import open_summary, summarize_many
 from voxeldb.chunks import _journal_sql as journal_sql
 from voxeldb.chunks._geometry import INT32_MAX, INT32_MIN, Blocks, Key, as_coord
 from voxeldb.chunks._journal import EDIT, JournalWriter, check_actor, pack_edits
 from voxeldb.chunks._journal_sql import EntryRow
 from voxeldb.chunks._reads import decode_rows
 from voxeldb.chunks._registry import intern_states, normalize_state, state_key
+from voxeldb.chunks._summary_edits import summarize_edited
 from voxeldb.chunks.backends import Backend
 from voxeldb.chunks.codec import check_compression, encode_chunk
 from voxeldb.errors import ConcurrencyError, CoordinateError, ValidationError
@@ -30,6 +32,12 @@ Cached = Callable[[list[tuple[Key, int]]], dict[Key, Blocks]]
 """Writable copies of the arrays a cache holds for ``(key, version)`` pairs (hits only)."""
 
 _U16_MAX = 2**16 - 1
+_TWO_THREADS = 16
+"""Chunks from which a write's encoding is shared with a second thread (below, starting one
+costs more than it saves)."""
+_SIDE_SHARE = 0.45
+"""The share of the chunks the second thread encodes, besides the summaries (the fastest of
+0.25, 0.45 and 0.5 for 100 edited chunks on 2 cores)."""
 _U32_MAX = 2**32 - 1
 _I64_MIN = -(2**63)
 _I64_MAX = 2**63 - 1
@@ -262,6 +270,11 @@ def apply_edits(
         array.flags.writeable = False
         return array
 
+    def edits_of(key: Key) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        i = position[key]
+        lo, hi = int(plan.bounds[i]), int(plan.bounds[i + 1])
+        return plan.flat[lo:hi], values[lo:hi]
+
     written: dict[Key, int] = {}
     arrays: dict[Key, Blocks] = {}
     encoded: dict[Key, bytes] = {}
@@ -283,14 +296,17 @@ def apply_edits(
             arrays[(cx, cz)] = edited((cx, cz), hits[(cx, cz)] if base is None else base)
             done.append((cx, cz))
         if done:
-            written.update(backend.update(conn, _rows(done, arrays, encoded, encode)))
+            before = _summaries_before(conn, backend, locked)
+            changes = [edits_of(key) for key in done]
+            sums = functools.partial(_summarize_edited, before=before, edits=changes)
+            written.update(backend.update(conn, _rows(done, arrays, encoded, encode, sums)))
         present = {(cx, cz) for cx, cz, _, _ in locked}
         absent = [key for key in todo if key not in present]
         if not absent:
             break
         for key in absent:
             arrays[key] = edited(key, None)
-        inserted = backend.insert_new(conn, _rows(absent, arrays, encoded, encode))
+        inserted = backend.insert_new(conn, _rows(absent, arrays, encoded, encode, summarize_many))
         written.update(inserted)
         # A concurrent writer created the others first: lock and edit its rows instead.
         todo = [key for key in absent if key not in inserted]
@@ -303,18 +319,59 @@ def apply_edits(
     return written, arrays, encoded
 
 
+def _summaries_before(
+    conn: Connection, backend: Backend, locked: Sequence[tuple[int, int, int, Any]]
+) -> list[bytes | None]:
+    """The stored summary bodies of the locked rows (None where missing or sealed with
+    another version: such a chunk is summarized whole)."""
+    stored = {
+        (x, z): open_summary(summary, version)
+        for x, z, version, summary in backend.summaries(conn, [(x, z) for x, z, _, _ in locked])
+    }
+    # The rows are locked: their versions are those just read.
+    return [stored.get((x, z)) for x, z, _, _ in locked]
+
+
+def _summarize_edited(
+    blocks: list[Blocks],
+    *,
+    before: list[bytes | None],
+    edits: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]],
+) -> list[bytes]:
+    return summarize_edited(blocks, before, edits)
+
+
 def _rows(
     keys: list[Key],
     arrays: dict[Key, Blocks],
     encoded: dict[Key, bytes],
     encode: Callable[[Blocks], bytes],
+    summarize: Callable[[list[Blocks]], list[bytes]],
 ) -> list[tuple[int, int, bytes, bytes]]:
     """The backend rows of edited chunks: encoded one by one (kept in ``encoded``),
-    summarized all at once."""
-    summaries = summarize_many([arrays[key] for key in keys])
+    summarized all at once by ``summarize``.
+
+    From :data:`_TWO_THREADS` chunks on, the summaries and a share of the encoding run on
+    a second thread: numpy and LZ4 let go of the GIL for much of their work, so on two
+    cores the pair takes about 0.8x the time of one after the other."""
+    blocks = [arrays[key] for key in keys]
+    if len(blocks) < _TWO_THREADS:
+        summaries = summarize(blocks)
+        datas = [encode(b) for b in blocks]
+    else:
+        side = int(len(blocks) * _SIDE_SHARE)
+
+        def beside() -> tuple[list[bytes], list[bytes]]:
+            return summarize(blocks), [encode(b) for b in blocks[:side]]
+
+        with ThreadPoolExecutor(1, thread_name_prefix="voxeldb-set_blocks") as pool:
+            other = pool.submit(beside)
+            rest = [encode(b) for b in blocks[side:]]
+            summaries, first = other.result()
+        datas = first + rest
     rows = []
-    for (cx, cz), summary in zip(keys, summaries, strict=True):
-        encoded[(cx, cz)] = data = encode(arrays[(cx, cz)])
+    for (cx, cz), data, summary in zip(keys, datas, summaries, strict=True):
+        encoded[(cx, cz)] = data
         rows.append((cx, cz, data, summary))
     return rows
 

@@ -347,12 +347,14 @@ class ChunkStore:
         return plan.count
 
     def _cached(self, pairs: list[tuple[Key, int]]) -> dict[Key, Blocks]:
-        """Writable copies of the in-process cache's arrays at exactly these versions (for
-        ``set_blocks``), in memory the cache recycles: fresh memory would cost a page fault
-        per 4 KiB, more than the copy."""
+        """Writable arrays of the in-process cache's chunks at exactly these versions (for
+        ``set_blocks``): the cache's own where nobody else holds them (taken out of the
+        cache: no copy), else copies in memory the cache recycles (fresh memory would cost a
+        page fault per 4 KiB, more than the copy)."""
         world, lru = self.world_id.hex, self._lru
-        hits = lru.get_many(((world, cx, cz), v) for (cx, cz), v in pairs)
-        copies = {}
+        wanted = [((world, cx, cz), v) for (cx, cz), v in pairs]
+        copies = {(key[1], key[2]): array for key, array in lru.take_many(wanted).items()}  # type: ignore[index]
+        hits = lru.get_many(pair for pair in wanted if (pair[0][1], pair[0][2]) not in copies)
         for key, array in hits.items():
             copy = lru.take(array.shape, array.dtype)
             np.copyto(copy, array)

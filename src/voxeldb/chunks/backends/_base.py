@@ -26,7 +26,7 @@ from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
 from voxeldb.chunks._registry import clear_memo
 from voxeldb.errors import DriverErrorKind, driver_errors
 
-__all__ = ["Backend", "Known", "NewRow", "ReadRow"]
+__all__ = ["Backend", "Known", "NewRow", "ReadRow", "SummaryRow"]
 
 _T = TypeVar("_T")
 
@@ -37,6 +37,9 @@ of the same array, which the backend seals with the row's new version."""
 ReadRow = tuple[int, int, int, bytes | None]
 """``(cx, cz, version, data)`` read by :meth:`Backend.rows`; ``data`` is None where the
 caller already holds that version."""
+
+SummaryRow = tuple[int, int, int, bytes | None]
+"""``(cx, cz, version, summary)``: a row's stored summary, sealed (``_summary.open_summary``)."""
 
 Known = Mapping[Key, int]
 """The versions a reader holds (its caches), by key: their data is not sent again."""
@@ -92,6 +95,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def lock(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
         """The rows of ``keys``, locked against other writers until the transaction ends."""
+
+    @abc.abstractmethod
+    def summaries(self, conn: Connection, keys: Sequence[Key]) -> list[SummaryRow]:
+        """``(cx, cz, version, stored summary)`` of the stored ``keys``, in one round trip."""
 
     @abc.abstractmethod
     def insert_new(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:

@@ -30,7 +30,7 @@ from voxeldb._ids import fresh_versions
 from voxeldb._summary import seal_summary
 from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
 from voxeldb.chunks._schema import CHUNK_KEY_COLUMNS, CHUNK_WRITE_COLUMNS, world_chunks_table
-from voxeldb.chunks.backends._base import Backend, Known, NewRow, ReadRow
+from voxeldb.chunks.backends._base import Backend, Known, NewRow, ReadRow, SummaryRow
 from voxeldb.errors import DriverErrorKind
 
 __all__ = ["PostgresBackend"]
@@ -58,6 +58,7 @@ _DATA_BY_KEYS = (
     "SELECT c.chunk_x, c.chunk_z, c.version, c.data FROM " + _KEYS + f" JOIN {_T} c "
     "ON c.world_id = %s AND c.chunk_x = k.x AND c.chunk_z = k.z"
 )
+_SUMMARIES_BY_KEYS = _DATA_BY_KEYS.replace("c.data FROM", "c.summary FROM")
 _NOTHING = -(2**63 - 1)
 """A version no reader holds (stands for "nothing held" in arrays of versions)."""
 _ROWS_BY_KEYS = (
@@ -208,6 +209,15 @@ class PostgresBackend(Backend):
             return []
         with self._cursor(conn) as cur:
             cur.execute(_DATA_BY_KEYS, ([k[0] for k in keys], [k[1] for k in keys], self.world_id))
+            return cur.fetchall()
+
+    def summaries(self, conn: Connection, keys: Sequence[Key]) -> list[SummaryRow]:
+        if not keys:
+            return []
+        with self._cursor(conn) as cur:
+            cur.execute(
+                _SUMMARIES_BY_KEYS, ([k[0] for k in keys], [k[1] for k in keys], self.world_id)
+            )
             return cur.fetchall()
 
     def rows(

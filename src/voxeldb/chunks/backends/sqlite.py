@@ -23,7 +23,7 @@ from voxeldb._ids import fresh_version, fresh_versions
 from voxeldb._summary import seal_summary
 from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
 from voxeldb.chunks._schema import CHUNK_KEY_COLUMNS, CHUNK_WRITE_COLUMNS, world_chunks_table
-from voxeldb.chunks.backends._base import Backend, Known, NewRow, ReadRow
+from voxeldb.chunks.backends._base import Backend, Known, NewRow, ReadRow, SummaryRow
 from voxeldb.errors import DriverErrorKind
 
 __all__ = ["SQLiteBackend"]
@@ -109,6 +109,9 @@ class SQLiteBackend(Backend):
 
     def data(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
         return self._by_keys(conn, keys, "chunk_x, chunk_z, version, data")
+
+    def summaries(self, conn: Connection, keys: Sequence[Key]) -> list[SummaryRow]:
+        return self._by_keys(conn, keys, "chunk_x, chunk_z, version, summary")
 
     def rows(
         self, handle: Any, rects: Sequence[Rect] | None, keys: Sequence[Key], known: Known

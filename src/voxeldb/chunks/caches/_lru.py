@@ -122,6 +122,30 @@ class ChunkLRU:
         self._hits += 1
         return entry.array
 
+    def take_many(self, pairs: Iterable[tuple[Hashable, int]]) -> dict[Hashable, Array]:
+        """The arrays of ``(key, version)`` pairs that nobody but the cache holds, taken out
+        of it for the caller to write in (writable); held entries stay and are left out.
+
+        A writer that edits a chunk it read (``set_blocks``) edits the cache's array itself
+        instead of a copy; until the write has committed, the cache holds no entry for it.
+        """
+        taken: dict[Hashable, Array] = {}
+        with self._lock:
+            for key, version in pairs:
+                entry = self._entries.get(key)
+                if entry is None or entry.version != version or entry.array is None:
+                    continue
+                array, entry.array = entry.array, None
+                if not _reusable(array):  # a reader holds it, or a view of it
+                    entry.array = array
+                    continue
+                self._drop_locked(key)
+                self._hits += 1
+                array.flags.writeable = True
+                taken[key] = array
+                del array
+        return taken
+
     def peek_many(self, keys: Iterable[Hashable], *, encoded: bool = False) -> dict[Hashable, Held]:
         """What is held of ``keys`` at whatever version, for a reader that asks the database
         which versions are current (:meth:`confirm` then counts the hits). ``encoded``: only
