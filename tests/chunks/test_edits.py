@@ -74,6 +74,39 @@ def test_a_failed_edit_leaves_no_edited_array_in_the_cache(
     np.testing.assert_array_equal(chunk, stored)
 
 
+def test_rows_the_cache_drops_while_they_are_locked_are_read(
+    store: ChunkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock leaves out the data of rows the cache said it held; a cache that no longer
+    has them when asked for the arrays (evicted meanwhile) gets them read from the locked
+    rows, not edited from nothing."""
+    store.set_blocks([(1, 2, 3, "stone"), (20, 2, 3, "dirt")])  # chunks (0, 0) and (1, 0)
+    cache = store._edit_cache
+    asked: list[object] = []
+
+    class Forgetful:
+        def versions(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
+            held = cache.versions(keys)
+            asked.append(held)
+            return held
+
+        def writable(self, pairs: list[object]) -> dict[tuple[int, int], np.ndarray]:
+            return {}  # evicted since
+
+    monkeypatch.setattr(store, "_edit_cache", Forgetful())
+    store.set_blocks([(4, 5, 6, "glass"), (21, 5, 6, "glass")])
+    assert asked and len(asked[0]) == 2  # both were said to be held
+    monkeypatch.undo()
+    for s in (
+        store,
+        ChunkStore.open(store.engine, store.world_id, height=store.height, min_y=store.min_y),
+    ):
+        assert s.get_block(1, 2, 3) == {"type": "stone"}
+        assert s.get_block(20, 2, 3) == {"type": "dirt"}
+        assert s.get_block(4, 5, 6) == {"type": "glass"}
+        assert s.get_block(21, 5, 6) == {"type": "glass"}
+
+
 def test_a_cache_entry_of_another_version_is_not_used(store: ChunkStore) -> None:
     store.set_blocks([(1, 2, 3, "stone")])
     assert store.get(0, 0) is not None  # cached at this version

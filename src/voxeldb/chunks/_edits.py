@@ -8,7 +8,7 @@ import functools
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 
 from voxeldb._summary import open_summary, summarize_many
 from voxeldb.chunks import _journal_sql as journal_sql
-from voxeldb.chunks._geometry import INT32_MAX, INT32_MIN, Blocks, Key, as_coord
+from voxeldb.chunks._geometry import INT32_MAX, INT32_MIN, Blocks, Key, Row, as_coord
 from voxeldb.chunks._journal import EDIT, JournalWriter, check_actor, pack_edits
 from voxeldb.chunks._journal_sql import EntryRow
 from voxeldb.chunks._reads import decode_rows
@@ -26,10 +26,19 @@ from voxeldb.chunks.backends import Backend
 from voxeldb.chunks.codec import check_compression, encode_chunk
 from voxeldb.errors import ConcurrencyError, CoordinateError, ValidationError
 
-__all__ = ["Cached", "EditPlan", "apply_edits", "edit_blocks", "plan_edits"]
+__all__ = ["EditCache", "EditPlan", "apply_edits", "edit_blocks", "plan_edits"]
 
-Cached = Callable[[list[tuple[Key, int]]], dict[Key, Blocks]]
-"""Writable copies of the arrays a cache holds for ``(key, version)`` pairs (hits only)."""
+
+class EditCache(Protocol):
+    """What ``set_blocks`` asks of the in-process cache."""
+
+    def versions(self, keys: list[Key]) -> dict[Key, int]:
+        """The versions of ``keys`` whose arrays the cache holds."""
+
+    def writable(self, pairs: list[tuple[Key, int]]) -> dict[Key, Blocks]:
+        """Writable arrays of the chunks the cache holds at exactly these versions (hits
+        only), which no reader sees."""
+
 
 _U16_MAX = 2**16 - 1
 _TWO_THREADS = 16
@@ -229,16 +238,16 @@ def apply_edits(
     plan: EditPlan,
     shape: tuple[int, int, int],
     journal: JournalWriter | None = None,
-    cached: Cached | None = None,
+    cache: EditCache | None = None,
     encode: Callable[[Blocks], bytes] = encode_chunk,
 ) -> tuple[dict[Key, int], dict[Key, Blocks], dict[Key, bytes]]:
     """Run ``plan`` in the caller's write transaction: intern its states, lock and edit the
     stored chunks, create the others. The new versions, arrays (read-only) and bytes.
 
     With ``journal``, one ``"edit"`` entry per chunk (positions, old and new ids) is added to
-    it, and :meth:`JournalWriter.finish` is called as the last statement. ``cached`` gives
-    writable copies of the arrays a cache holds at exactly the locked rows' versions: those
-    are edited instead of decoding the rows (a game server edits the chunks its players
+    it, and :meth:`JournalWriter.finish` is called as the last statement. The arrays
+    ``cache`` holds at exactly the locked rows' versions are edited instead of decoding the
+    rows, whose data is then not even sent (a game server edits the chunks its players
     stand in, which it has read)."""
     ids = np.asarray(intern_states(conn, backend.world_id, plan.states), dtype=np.int64)
     if len(ids) and int(ids.max()) > _U32_MAX:
@@ -280,27 +289,38 @@ def apply_edits(
     encoded: dict[Key, bytes] = {}
     todo = list(plan.keys)
     while todo:
-        locked = backend.lock(conn, todo)
-        hits = cached([((cx, cz), v) for cx, cz, v, _ in locked]) if cached else {}
-        misses = [row for row in locked if (row[0], row[1]) not in hits]
+        # Rows the cache holds at their locked version come without their data.
+        known = cache.versions(todo) if cache is not None else {}
+        locked = backend.lock_for_edit(conn, todo, known)
+        unsent = [((cx, cz), v) for cx, cz, v, data, _ in locked if data is None]
+        hits = cache.writable(unsent) if cache is not None and unsent else {}
+        rows: list[Row] = []
+        dropped: list[Key] = []  # by the cache since it was asked: read them (locked)
+        for cx, cz, v, data, _ in locked:
+            if data is not None:
+                rows.append((cx, cz, v, data))
+            elif (cx, cz) not in hits:
+                dropped.append((cx, cz))
+        if dropped:
+            rows += backend.data(conn, dropped)
         decoded = dict(
             zip(
-                [(cx, cz) for cx, cz, _, _ in misses],
-                decode_rows(misses, shape, backend.world_id, readonly=False),
+                [(cx, cz) for cx, cz, _, _ in rows],
+                decode_rows(rows, shape, backend.world_id, readonly=False),
                 strict=True,
             )
         )
         done = []
-        for cx, cz, _, _ in locked:
+        for cx, cz, _, _, _ in locked:
             base = decoded.get((cx, cz))
             arrays[(cx, cz)] = edited((cx, cz), hits[(cx, cz)] if base is None else base)
             done.append((cx, cz))
         if done:
-            before = _summaries_before(conn, backend, locked)
+            before = [open_summary(summary, v) for _, _, v, _, summary in locked]
             changes = [edits_of(key) for key in done]
             sums = functools.partial(_summarize_edited, before=before, edits=changes)
             written.update(backend.update(conn, _rows(done, arrays, encoded, encode, sums)))
-        present = {(cx, cz) for cx, cz, _, _ in locked}
+        present = {(cx, cz) for cx, cz, _, _, _ in locked}
         absent = [key for key in todo if key not in present]
         if not absent:
             break
@@ -317,19 +337,6 @@ def apply_edits(
             journal.add(EntryRow(key[0], key[1], EDIT, written.get(key), blob, None, None))
         journal.finish(conn)
     return written, arrays, encoded
-
-
-def _summaries_before(
-    conn: Connection, backend: Backend, locked: Sequence[tuple[int, int, int, Any]]
-) -> list[bytes | None]:
-    """The stored summary bodies of the locked rows (None where missing or sealed with
-    another version: such a chunk is summarized whole)."""
-    stored = {
-        (x, z): open_summary(summary, version)
-        for x, z, version, summary in backend.summaries(conn, [(x, z) for x, z, _, _ in locked])
-    }
-    # The rows are locked: their versions are those just read.
-    return [stored.get((x, z)) for x, z, _, _ in locked]
 
 
 def _summarize_edited(

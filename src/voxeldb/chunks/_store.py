@@ -122,6 +122,7 @@ class ChunkStore:
             redis=redis,
         )
         self._reader = Reader(backend, self._source, batch_size)
+        self._edit_cache = _CacheForEdits(self._lru, self.world_id)
 
     @classmethod
     def open(cls, engine: Engine, world_id: uuid.UUID | str, **kwargs: Any) -> ChunkStore:
@@ -336,7 +337,7 @@ class ChunkStore:
         backend, shape = self._backend, self._shape
         written, arrays, encoded = backend.write(
             lambda conn: apply_edits(
-                conn, backend, plan, shape, self._journal(), self._cached, self._encode
+                conn, backend, plan, shape, self._journal(), self._edit_cache, self._encode
             )
         )
         # Made for this write and read-only: the caches keep them without a copy.
@@ -345,21 +346,6 @@ class ChunkStore:
             owned=True,
         )
         return plan.count
-
-    def _cached(self, pairs: list[tuple[Key, int]]) -> dict[Key, Blocks]:
-        """Writable arrays of the in-process cache's chunks at exactly these versions (for
-        ``set_blocks``): the cache's own where nobody else holds them (taken out of the
-        cache: no copy), else copies in memory the cache recycles (fresh memory would cost a
-        page fault per 4 KiB, more than the copy)."""
-        world, lru = self.world_id.hex, self._lru
-        wanted = [((world, cx, cz), v) for (cx, cz), v in pairs]
-        copies = {(key[1], key[2]): array for key, array in lru.take_many(wanted).items()}  # type: ignore[index]
-        hits = lru.get_many(pair for pair in wanted if (pair[0][1], pair[0][2]) not in copies)
-        for key, array in hits.items():
-            copy = lru.take(array.shape, array.dtype)
-            np.copyto(copy, array)
-            copies[(key[1], key[2])] = copy  # type: ignore[index]
-        return copies
 
     # ------------------------------------------------------------------ journal
 
@@ -475,3 +461,35 @@ def _iterate(things: Iterable[_T], where: str, field: str, what: str) -> Iterato
             f"{where} takes an iterable of {what} tuples, got {type(things).__name__}",
             field=field,
         ) from None
+
+
+class _CacheForEdits:
+    """The in-process cache as ``set_blocks`` uses it (``_edits.EditCache``)."""
+
+    __slots__ = ("_lru", "_world")
+
+    def __init__(self, lru: ChunkLRU, world_id: uuid.UUID) -> None:
+        self._lru = lru
+        self._world = world_id.hex
+
+    def versions(self, keys: list[Key]) -> dict[Key, int]:
+        held = self._lru.peek_many([(self._world, cx, cz) for cx, cz in keys])
+        return {
+            (key[1], key[2]): version  # type: ignore[index]
+            for key, (version, array, _) in held.items()
+            if array is not None
+        }
+
+    def writable(self, pairs: list[tuple[Key, int]]) -> dict[Key, Blocks]:
+        """The cache's own arrays where nobody else holds them (taken out of the cache: no
+        copy), else copies in memory the cache recycles (fresh memory would cost a page
+        fault per 4 KiB, more than the copy)."""
+        lru = self._lru
+        wanted = [((self._world, cx, cz), v) for (cx, cz), v in pairs]
+        arrays = {(key[1], key[2]): array for key, array in lru.take_many(wanted).items()}  # type: ignore[index]
+        hits = lru.get_many(pair for pair in wanted if (pair[0][1], pair[0][2]) not in arrays)
+        for key, array in hits.items():
+            copy = lru.take(array.shape, array.dtype)
+            np.copyto(copy, array)
+            arrays[(key[1], key[2])] = copy  # type: ignore[index]
+        return arrays

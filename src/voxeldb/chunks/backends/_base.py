@@ -26,7 +26,7 @@ from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
 from voxeldb.chunks._registry import clear_memo
 from voxeldb.errors import DriverErrorKind, driver_errors
 
-__all__ = ["Backend", "Known", "NewRow", "ReadRow", "SummaryRow"]
+__all__ = ["Backend", "EditRow", "Known", "NewRow", "ReadRow"]
 
 _T = TypeVar("_T")
 
@@ -38,8 +38,10 @@ ReadRow = tuple[int, int, int, bytes | None]
 """``(cx, cz, version, data)`` read by :meth:`Backend.rows`; ``data`` is None where the
 caller already holds that version."""
 
-SummaryRow = tuple[int, int, int, bytes | None]
-"""``(cx, cz, version, summary)``: a row's stored summary, sealed (``_summary.open_summary``)."""
+EditRow = tuple[int, int, int, bytes | None, bytes | None]
+"""``(cx, cz, version, data, summary)`` locked by :meth:`Backend.lock_for_edit`: ``data`` is
+None where the caller holds that version; ``summary`` as stored (sealed, see
+``_summary.open_summary``)."""
 
 Known = Mapping[Key, int]
 """The versions a reader holds (its caches), by key: their data is not sent again."""
@@ -97,8 +99,9 @@ class Backend(abc.ABC):
         """The rows of ``keys``, locked against other writers until the transaction ends."""
 
     @abc.abstractmethod
-    def summaries(self, conn: Connection, keys: Sequence[Key]) -> list[SummaryRow]:
-        """``(cx, cz, version, stored summary)`` of the stored ``keys``, in one round trip."""
+    def lock_for_edit(self, conn: Connection, keys: Sequence[Key], known: Known) -> list[EditRow]:
+        """:meth:`lock` for ``set_blocks``: the rows of ``keys`` locked, in ``(cx, cz)``
+        order, as :data:`EditRow` (the data left out where ``known`` holds that version)."""
 
     @abc.abstractmethod
     def insert_new(self, conn: Connection, rows: Sequence[NewRow]) -> dict[Key, int]:

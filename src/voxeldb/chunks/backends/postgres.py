@@ -30,7 +30,7 @@ from voxeldb._ids import fresh_versions
 from voxeldb._summary import seal_summary
 from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
 from voxeldb.chunks._schema import CHUNK_KEY_COLUMNS, CHUNK_WRITE_COLUMNS, world_chunks_table
-from voxeldb.chunks.backends._base import Backend, Known, NewRow, ReadRow, SummaryRow
+from voxeldb.chunks.backends._base import Backend, EditRow, Known, NewRow, ReadRow
 from voxeldb.errors import DriverErrorKind
 
 __all__ = ["PostgresBackend"]
@@ -58,7 +58,6 @@ _DATA_BY_KEYS = (
     "SELECT c.chunk_x, c.chunk_z, c.version, c.data FROM " + _KEYS + f" JOIN {_T} c "
     "ON c.world_id = %s AND c.chunk_x = k.x AND c.chunk_z = k.z"
 )
-_SUMMARIES_BY_KEYS = _DATA_BY_KEYS.replace("c.data FROM", "c.summary FROM")
 _NOTHING = -(2**63 - 1)
 """A version no reader holds (stands for "nothing held" in arrays of versions)."""
 _ROWS_BY_KEYS = (
@@ -66,6 +65,13 @@ _ROWS_BY_KEYS = (
     f"CASE WHEN c.version = k.v AND k.v <> {_NOTHING} THEN NULL ELSE c.data END "
     f"FROM unnest(%b, %b, %b) AS k(x, z, v) JOIN {_T} c "
     "ON c.world_id = %s AND c.chunk_x = k.x AND c.chunk_z = k.z"
+)
+_LOCK_FOR_EDIT = (
+    "SELECT c.chunk_x, c.chunk_z, c.version, "
+    f"CASE WHEN c.version = k.v AND k.v <> {_NOTHING} THEN NULL ELSE c.data END, c.summary "
+    f"FROM unnest(%s::int4[], %s::int4[], %s::int8[]) AS k(x, z, v) JOIN {_T} c "
+    "ON c.world_id = %s AND c.chunk_x = k.x AND c.chunk_z = k.z "
+    "ORDER BY c.chunk_x, c.chunk_z FOR UPDATE OF c"
 )
 _ROW_BY_KEY = (
     "SELECT version, CASE WHEN version = %s::int8 THEN NULL ELSE data END "
@@ -211,12 +217,13 @@ class PostgresBackend(Backend):
             cur.execute(_DATA_BY_KEYS, ([k[0] for k in keys], [k[1] for k in keys], self.world_id))
             return cur.fetchall()
 
-    def summaries(self, conn: Connection, keys: Sequence[Key]) -> list[SummaryRow]:
+    def lock_for_edit(self, conn: Connection, keys: Sequence[Key], known: Known) -> list[EditRow]:
         if not keys:
             return []
+        held = [known.get(k, _NOTHING) for k in keys]
         with self._cursor(conn) as cur:
             cur.execute(
-                _SUMMARIES_BY_KEYS, ([k[0] for k in keys], [k[1] for k in keys], self.world_id)
+                _LOCK_FOR_EDIT, ([k[0] for k in keys], [k[1] for k in keys], held, self.world_id)
             )
             return cur.fetchall()
 

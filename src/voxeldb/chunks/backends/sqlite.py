@@ -23,7 +23,7 @@ from voxeldb._ids import fresh_version, fresh_versions
 from voxeldb._summary import seal_summary
 from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
 from voxeldb.chunks._schema import CHUNK_KEY_COLUMNS, CHUNK_WRITE_COLUMNS, world_chunks_table
-from voxeldb.chunks.backends._base import Backend, Known, NewRow, ReadRow, SummaryRow
+from voxeldb.chunks.backends._base import Backend, EditRow, Known, NewRow, ReadRow
 from voxeldb.errors import DriverErrorKind
 
 __all__ = ["SQLiteBackend"]
@@ -110,8 +110,11 @@ class SQLiteBackend(Backend):
     def data(self, conn: Connection, keys: Sequence[Key]) -> list[Row]:
         return self._by_keys(conn, keys, "chunk_x, chunk_z, version, data")
 
-    def summaries(self, conn: Connection, keys: Sequence[Key]) -> list[SummaryRow]:
-        return self._by_keys(conn, keys, "chunk_x, chunk_z, version, summary")
+    def lock_for_edit(self, conn: Connection, keys: Sequence[Key], known: Known) -> list[EditRow]:
+        # BEGIN IMMEDIATE already holds the database's write lock; a local read costs
+        # little, so the data of known rows is read and dropped.
+        rows = self._by_keys(conn, keys, "chunk_x, chunk_z, version, data, summary")
+        return sorted((x, z, v, None if known.get((x, z)) == v else d, s) for x, z, v, d, s in rows)
 
     def rows(
         self, handle: Any, rects: Sequence[Rect] | None, keys: Sequence[Key], known: Known
