@@ -3,7 +3,8 @@
 A writer keeps writing through ``voxeldb.connect(url)`` to a private server that restarts
 mid-run. Writes that raised are retried by the writer (the caller's job: a write that raised
 may or may not have committed, and a put or set_block is safe to repeat); every acknowledged
-write must be there afterwards, and the engine must recover on its own (pool_pre_ping).
+write must be there afterwards, and the engine must recover on its own (a checkout sees the
+closed socket, `_engine.connection_alive`; a read lost on a pooled connection runs once more).
 """
 
 from __future__ import annotations

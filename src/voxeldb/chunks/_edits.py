@@ -23,7 +23,7 @@ from voxeldb.chunks._reads import decode_rows
 from voxeldb.chunks._registry import intern_states, normalize_state, state_key
 from voxeldb.chunks._summary_edits import summarize_edited
 from voxeldb.chunks.backends import Backend
-from voxeldb.chunks.codec import check_compression, encode_chunk
+from voxeldb.chunks.codec import chunk_encoder, encode_chunk
 from voxeldb.errors import ConcurrencyError, CoordinateError, ValidationError
 
 __all__ = ["EditCache", "EditPlan", "apply_edits", "edit_blocks", "plan_edits"]
@@ -405,8 +405,7 @@ def edit_blocks(
         return None
     backend = open_backend(conn.engine, world_id)
     journal = JournalWriter.open(conn.engine, world_id, check_actor(actor))
-    check_compression(compression, compression_level)
-    encode = functools.partial(encode_chunk, compression=compression, level=compression_level)
+    encode = chunk_encoder(compression, compression_level)
     apply_edits(conn, backend, plan, (height, 16, 16), journal, encode=encode)
     if journal is None:
         return None

@@ -10,7 +10,6 @@ trip: correctness never needs it. Block edits are planned in ``_edits``.
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -54,7 +53,7 @@ from voxeldb.chunks._registry import lookup_states
 from voxeldb.chunks._summary_reads import SummaryRead, read_summaries
 from voxeldb.chunks.backends import Backend, open_backend
 from voxeldb.chunks.caches import ChunkLRU, RedisChunkCache, with_caches
-from voxeldb.chunks.codec import check_compression, encode_chunk
+from voxeldb.chunks.codec import chunk_encoder
 from voxeldb.errors import CoordinateError, ValidationError
 
 __all__ = ["ChunkStore"]
@@ -90,13 +89,10 @@ class ChunkStore:
         compression_level: int | None = None,
     ) -> None:
         height, min_y = check_shape(height, min_y)
-        check_compression(compression, compression_level)
+        self._encode: Callable[[Blocks], bytes] = chunk_encoder(compression, compression_level)
         self.compression = compression
         """How this store writes chunks (a world's ``"compression"`` setting)."""
         self.compression_level = compression_level
-        self._encode: Callable[[Blocks], bytes] = functools.partial(
-            encode_chunk, compression=compression, level=compression_level
-        )
         self.actor = check_actor(actor)
         """Recorded in the journal with every change made through this store."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

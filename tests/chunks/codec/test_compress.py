@@ -271,3 +271,18 @@ def test_check_compression_is_what_a_store_calls() -> None:
         check_compression("brotli")
     with pytest.raises(ValidationError, match="level"):
         check_compression("lz4", 40)
+
+
+def test_chunk_encoder_binds_what_it_checked() -> None:
+    from voxeldb.chunks.codec import chunk_encoder, encode_chunk
+    from voxeldb.terrain import generate_chunk
+
+    blocks = generate_chunk(2, 3)
+    for name, level in (("lz4", None), ("zstd", 5), ("none", None)):
+        assert chunk_encoder(name, level)(blocks) == encode_chunk(
+            blocks, compression=name, level=level
+        )
+    with pytest.raises(ValidationError, match="unknown compression"):
+        chunk_encoder("brotli")
+    with pytest.raises(ValidationError, match="level"):
+        chunk_encoder("zstd", 99)
