@@ -101,6 +101,55 @@ def test_a_cold_get_is_one_round_trip_and_a_cached_one_sends_no_data(
         trace.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("cache_tier", ["memory"])
+def test_sqlite_reads_check_out_nothing_and_see_every_commit(
+    db: Database, store: ChunkStore, checkouts: list[object]
+) -> None:
+    """SQLite's reads run on connections of their own (``_engine.SQLiteReads``): no
+    checkout of the engine's pool, one connection reused, and each read its own statement,
+    so a write committed on another connection is seen at once (no snapshot kept)."""
+    from voxeldb._engine import sqlite_reads
+
+    store.put(3, 4, chunk(1))
+    store.lru.clear()
+    store.get(3, 4)
+    reads = sqlite_reads(db.engine)
+    assert reads is not None
+    held = reads.acquire()
+    reads.release(held)
+    for version in (2, 3):
+        with db.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE world_chunks SET data = :d, version = version + 1"),
+                {"d": encode_chunk(chunk(version))},
+            )
+        checkouts.clear()
+        np.testing.assert_array_equal(store.get(3, 4), chunk(version))
+        assert checkouts == []
+    again = reads.acquire()
+    assert again is held  # last in, first out
+    again.execute("BEGIN")
+    reads.release(again)  # back inside a transaction: closed, not kept
+    with pytest.raises(Exception, match="closed"):
+        again.execute("SELECT 1")
+    kept = reads.acquire()
+    reads.release(kept)
+    db.engine.dispose()  # the idle ones are closed with the engine's pool
+    with pytest.raises(Exception, match="closed"):
+        kept.execute("SELECT 1")
+
+
+def test_sqlite_reads_are_for_file_databases_only() -> None:
+    from voxeldb._engine import make_engine, sqlite_reads
+
+    memory = make_engine("sqlite:///:memory:")
+    try:
+        assert sqlite_reads(memory) is None
+    finally:
+        memory.dispose()
+
+
 @pg_only
 @pytest.mark.parametrize("cache_tier", ["memory"])
 def test_a_walking_stream_step_is_two_statements(db: Database, store: ChunkStore) -> None:

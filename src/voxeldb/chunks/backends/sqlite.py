@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
+from voxeldb._engine import sqlite_reads
 from voxeldb._ids import fresh_version, fresh_versions
 from voxeldb._summary import seal_summary
 from voxeldb.chunks._geometry import Key, Rect, Row, VersionRow
@@ -71,6 +72,20 @@ class SQLiteBackend(Backend):
 
     def _query(self, conn: Any, sql: str, params: Sequence[Any]) -> list[Any]:
         return _raw(conn).execute(sql, params).fetchall()
+
+    def _acquire_read(self, fresh: bool) -> tuple[Any, bool, Any]:
+        reads = sqlite_reads(self.engine)
+        if reads is None:
+            return super()._acquire_read(fresh)
+        conn = reads.acquire()
+        return conn, False, (reads, conn)
+
+    def _release_read(self, lease: Any) -> None:
+        if isinstance(lease, tuple):
+            reads, conn = lease
+            reads.release(conn)
+        else:
+            super()._release_read(lease)
 
     def _rects_sql(self, rects: Sequence[Rect], columns: str) -> tuple[str, list[Any]]:
         # world_id first, then ranges: the primary-key index, within this world's rows only.
