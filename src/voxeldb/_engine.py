@@ -98,7 +98,52 @@ def make_engine(url: str | URL | None = None, settings: Settings | None = None) 
         engine = create_engine(parsed, **kwargs)
         _configure_sqlite(engine)
     install_slow_query_log(engine, settings.slow_query_ms)
+    install_transaction_scope(engine)
     return engine
+
+
+# --- connection info that lives as long as a transaction ---------------------------------
+
+TRANSACTION_SCOPED: set[str] = set()
+"""``Connection.info`` keys forgotten when a transaction begins, commits or rolls back (a
+package adds its own at import: the block-state registry's ids of uncommitted rows)."""
+SAVEPOINT_SCOPED: set[str] = set()
+"""Keys also forgotten when a savepoint rolls back."""
+
+
+def _forget(keys: set[str], conn: Any) -> None:
+    try:
+        info = conn.info
+    except Exception:  # an invalidated connection (lost server): nothing to forget
+        return
+    for key in keys:
+        info.pop(key, None)
+
+
+def _end_transaction(conn: Any, *_args: Any) -> None:
+    _forget(TRANSACTION_SCOPED, conn)
+
+
+def _end_savepoint(conn: Any, *_args: Any) -> None:
+    _forget(SAVEPOINT_SCOPED, conn)
+
+
+_SCOPE_LOCK = threading.Lock()
+
+
+def install_transaction_scope(engine: Engine) -> None:
+    """Make ``engine`` forget :data:`TRANSACTION_SCOPED` keys at every transaction's end
+    (idempotent). Engines voxeldb makes get it when they are made: a listener added while
+    other threads run transactions on the engine breaks their event dispatch ("deque
+    mutated during iteration")."""
+    if event.contains(engine, "begin", _end_transaction):
+        return
+    with _SCOPE_LOCK:
+        if event.contains(engine, "begin", _end_transaction):
+            return
+        for name in ("begin", "commit", "rollback"):
+            event.listen(engine, name, _end_transaction)
+        event.listen(engine, "rollback_savepoint", _end_savepoint)
 
 
 def _configure_sqlite(engine: Engine) -> None:

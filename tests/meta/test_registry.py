@@ -168,3 +168,21 @@ def test_concurrent_processes_get_identical_ids(engine: Engine, database_url: st
     with engine.connect() as conn:
         count = conn.execute(select(func.count()).select_from(BlockState)).scalar_one()
     assert count == len(states)
+
+
+def test_interning_adds_no_listener_to_an_engine_in_use(engine: Engine) -> None:
+    """Engines voxeldb makes forget the registry's uncommitted ids at every transaction's
+    end from the start: interning adds no listener to them. One added on first use, while a
+    writer thread ran transactions on the engine, broke another thread's transaction
+    ("deque mutated during iteration", user_for_token beside set_block on SQLite)."""
+
+    def listeners() -> dict[str, int]:
+        names = ("begin", "commit", "rollback", "rollback_savepoint")
+        return {name: len(list(getattr(engine.dispatch, name))) for name in names}
+
+    before = listeners()
+    assert all(before.values())  # installed when the engine was made
+    wid = _world(engine, "listeners")
+    with engine.begin() as conn:
+        intern_states(conn, wid, ["stone", "lantern"])
+    assert listeners() == before

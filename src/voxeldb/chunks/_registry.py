@@ -40,11 +40,11 @@ from sqlalchemy import (
     Engine,
     TextClause,
     bindparam,
-    event,
     select,
     text,
 )
 
+from voxeldb._engine import SAVEPOINT_SCOPED, TRANSACTION_SCOPED, install_transaction_scope
 from voxeldb._ids import as_uuid, fresh_version
 from voxeldb._retry import retry
 from voxeldb.chunks._schema import block_state_tokens_table, block_states_table
@@ -249,6 +249,8 @@ _memo: dict[tuple[str, uuid.UUID], _WorldMemo] = {}
 _memo_lock = threading.Lock()
 _PENDING = "voxeldb_block_states_pending"
 _DIRTY = "voxeldb_block_states_dirty"
+TRANSACTION_SCOPED.update((_PENDING, _DIRTY))
+SAVEPOINT_SCOPED.add(_PENDING)  # the rows a rolled-back savepoint inserted are gone
 
 
 def _root_engine(engine: Engine) -> Engine:
@@ -284,44 +286,14 @@ def clear_memo() -> None:
         _memo.clear()
 
 
-def _conn_info(conn: Connection) -> dict[Any, Any] | None:
-    # An invalidated connection (lost server) raises on .info; there is nothing to forget then.
-    try:
-        return conn.info
-    except Exception:
-        return None
-
-
-def _on_end(conn: Connection, *_args: Any) -> None:
-    info = _conn_info(conn)
-    if info is not None:
-        info.pop(_PENDING, None)
-        info.pop(_DIRTY, None)
-
-
-def _on_rollback_savepoint(conn: Connection, *_args: Any) -> None:
-    # The rows a rolled-back savepoint inserted are gone; the transaction stays dirty.
-    info = _conn_info(conn)
-    if info is not None:
-        info.pop(_PENDING, None)
-
-
 def _hook(conn: Connection) -> None:
-    root = _root_engine(conn.engine)
-    if event.contains(root, "begin", _on_end):
-        return
-    with _memo_lock:
-        if event.contains(root, "begin", _on_end):
-            return
-        # What a transaction inserted never reaches the memo, not even at its commit:
-        # SQLAlchemy's "commit" event fires before COMMIT reaches the server, and a COMMIT
-        # that fails (a restart, a lost connection) would leave ids in the memo that the
-        # database never stored. Other processes, and this one in its next transaction,
-        # learn those ids from the table once they are committed.
-        event.listen(root, "begin", _on_end)
-        event.listen(root, "commit", _on_end)
-        event.listen(root, "rollback", _on_end)
-        event.listen(root, "rollback_savepoint", _on_rollback_savepoint)
+    # What a transaction inserted never reaches the memo, not even at its commit:
+    # SQLAlchemy's "commit" event fires before COMMIT reaches the server, and a COMMIT that
+    # fails (a restart, a lost connection) would leave ids in the memo that the database
+    # never stored. Other processes, and this one in its next transaction, learn those ids
+    # from the table once they are committed. Engines from make_engine forget the pending
+    # ids at every transaction's end already; others are set up here on first use.
+    install_transaction_scope(_root_engine(conn.engine))
 
 
 def _remember(
