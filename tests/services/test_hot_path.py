@@ -148,6 +148,15 @@ def test_a_deleted_story_is_unknown(game: Game, session_local: sessionmaker[Sess
     assert info.value.field == "story"  # type: ignore[attr-defined]
 
 
+def _deactivate(session_local: sessionmaker[Session], game: Game) -> None:
+    """The game's user made inactive behind the services' back."""
+    with session_local() as s:
+        user = s.get(User, game.user.id)
+        assert user is not None
+        user.is_active = False
+        s.commit()
+
+
 def test_a_user_deactivated_elsewhere_is_refused(
     game: Game, session_local: sessionmaker[Session]
 ) -> None:
@@ -155,11 +164,7 @@ def test_a_user_deactivated_elsewhere_is_refused(
     services.choose(story, game.hero, "sleep", as_user=game.user)
     services.gain_experience(game.hero, 1, as_user=game.user)
     services.gain_experience(game.hero, 1, as_user=game.user)
-    with session_local() as s:
-        user = s.get(User, game.user.id)
-        assert user is not None
-        user.is_active = False
-        s.commit()
+    _deactivate(session_local, game)
     with pytest.raises(PermissionDeniedError):
         services.choose(story, game.hero, "sleep", as_user=game.user)
     with pytest.raises(PermissionDeniedError):
@@ -347,11 +352,7 @@ def test_create_world_as_user_makes_its_creator(
 def test_create_world_refuses_an_inactive_or_unknown_user(
     game: Game, session_local: sessionmaker[Session]
 ) -> None:
-    with session_local() as s:
-        user = s.get(User, game.user.id)
-        assert user is not None
-        user.is_active = False
-        s.commit()
+    _deactivate(session_local, game)
     with pytest.raises(PermissionDeniedError):
         services.create_world("nope", {}, as_user=game.user)
     with pytest.raises(PermissionDeniedError):

@@ -16,7 +16,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-import numpy as np
 from sqlalchemy import Connection, Engine
 
 from voxeldb._ids import as_uuid
@@ -477,15 +476,5 @@ class _CacheForEdits:
         }
 
     def writable(self, pairs: list[tuple[Key, int]]) -> dict[Key, Blocks]:
-        """The cache's own arrays where nobody else holds them (taken out of the cache: no
-        copy), else copies in memory the cache recycles (fresh memory would cost a page
-        fault per 4 KiB, more than the copy)."""
-        lru = self._lru
-        wanted = [((self._world, cx, cz), v) for (cx, cz), v in pairs]
-        arrays = {(key[1], key[2]): array for key, array in lru.take_many(wanted).items()}  # type: ignore[index]
-        hits = lru.get_many(pair for pair in wanted if (pair[0][1], pair[0][2]) not in arrays)
-        for key, array in hits.items():
-            copy = lru.take(array.shape, array.dtype)
-            np.copyto(copy, array)
-            arrays[(key[1], key[2])] = copy  # type: ignore[index]
-        return arrays
+        wanted = (((self._world, cx, cz), v) for (cx, cz), v in pairs)
+        return {(k[1], k[2]): a for k, a in self._lru.writable_many(wanted).items()}  # type: ignore[index]

@@ -48,7 +48,11 @@ def summarize_edited(
     for i, body in zip(unknown, summarize_many([chunks[i] for i in unknown]), strict=True):
         out[i] = body
     if known:
-        bodies = _edited([chunks[i] for i in known], [before[i] for i in known], edits, known)
+        bodies = _edited(
+            [chunks[i] for i in known],
+            [before[i] for i in known],  # type: ignore[misc]
+            [edits[i] for i in known],
+        )
         for i, body in zip(known, bodies, strict=True):
             out[i] = body
     return out  # type: ignore[return-value]
@@ -56,20 +60,18 @@ def summarize_edited(
 
 def _edited(
     chunks: list[Array],
-    before: list[bytes | None],
-    all_edits: Sequence[tuple[npt.NDArray[np.int64], Array]],
-    which: list[int],
+    before: list[bytes],
+    edits: list[tuple[npt.NDArray[np.int64], Array]],
 ) -> list[bytes]:
     m = len(chunks)
     height = chunks[0].shape[0]
     flats = [c.reshape(height, 256) for c in chunks]
-    old = summaries_from_bodies([b for b in before if b is not None])
-    top_id = old.top_id.reshape(m, 256).copy()
+    old = summaries_from_bodies(before)  # fresh arrays: updated in place below
+    top_id = old.top_id.reshape(m, 256)
     top = old.top_y.reshape(m, 256).astype(np.int64)
-    under_id = old.under_id.reshape(m, 256).copy()
+    under_id = old.under_id.reshape(m, 256)
     under = old.under_y.reshape(m, 256).astype(np.int64)
 
-    edits = [all_edits[i] for i in which]
     pos = np.concatenate([e[0] for e in edits]).astype(np.int64)
     ids = np.concatenate([e[1] for e in edits])
     key = np.repeat(np.arange(m, dtype=np.int64) * 256, [len(e[0]) for e in edits]) + (pos & 255)

@@ -122,28 +122,33 @@ class ChunkLRU:
         self._hits += 1
         return entry.array
 
-    def take_many(self, pairs: Iterable[tuple[Hashable, int]]) -> dict[Hashable, Array]:
-        """The arrays of ``(key, version)`` pairs that nobody but the cache holds, taken out
-        of it for the caller to write in (writable); held entries stay and are left out.
-
-        A writer that edits a chunk it read (``set_blocks``) edits the cache's array itself
-        instead of a copy; until the write has committed, the cache holds no entry for it.
-        """
+    def writable_many(self, pairs: Iterable[tuple[Hashable, int]]) -> dict[Hashable, Array]:
+        """Writable arrays of the chunks held at exactly these ``(key, version)`` pairs
+        (hits only), for a writer that edits chunks it read (``set_blocks``): the cache's
+        own array, taken out of the cache, where nobody else holds it (until the write has
+        committed the cache holds no entry for it); else a copy, in recycled memory (fresh
+        memory would cost a page fault per 4 KiB, more than the copy)."""
         taken: dict[Hashable, Array] = {}
+        held: list[tuple[Hashable, Array]] = []
         with self._lock:
             for key, version in pairs:
                 entry = self._entries.get(key)
                 if entry is None or entry.version != version or entry.array is None:
                     continue
-                array, entry.array = entry.array, None
-                if not _reusable(array):  # a reader holds it, or a view of it
-                    entry.array = array
-                    continue
-                self._drop_locked(key)
                 self._hits += 1
-                array.flags.writeable = True
-                taken[key] = array
-                del array
+                array, entry.array = entry.array, None
+                if _reusable(array):
+                    self._drop_locked(key)
+                    array.flags.writeable = True
+                    taken[key] = array
+                else:  # a reader holds it, or a view of it
+                    entry.array = array
+                    self._entries.move_to_end(key)
+                    held.append((key, array))
+        for key, array in held:
+            copy = self.take(array.shape, array.dtype)
+            np.copyto(copy, array)
+            taken[key] = copy
         return taken
 
     def peek_many(self, keys: Iterable[Hashable], *, encoded: bool = False) -> dict[Hashable, Held]:
